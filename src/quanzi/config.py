@@ -1,0 +1,57 @@
+"""Settings read from the environment (QUANZI_*)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from functools import lru_cache
+from pathlib import Path
+
+from platformdirs import user_data_dir
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_TIMEZONE = "Asia/Shanghai"
+
+
+class Settings(BaseSettings):
+    """Everything configurable; each field is QUANZI_<NAME> in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="QUANZI_", extra="ignore")
+
+    data_dir: Path = Field(default_factory=lambda: Path(user_data_dir("quanzi", appauthor=False)))
+    database_url: str = ""
+    secret_key: str = ""
+    redis_url: str = ""
+    default_timezone: str = DEFAULT_TIMEZONE
+    # Largest accepted body of POST /api/v1/events, in bytes.
+    max_ingest_body: int = 32 * 1024 * 1024
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{self.data_dir / 'quanzi.sqlite3'}"
+
+    def resolved_secret_key(self) -> str:
+        """The secret key; generated once and kept in the data directory when not configured."""
+        if self.secret_key:
+            return self.secret_key
+        path = self.data_dir / "secret_key"
+        if path.exists():
+            return path.read_text().strip()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        # O_EXCL: two processes starting at once must end up with the same key.
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return path.read_text().strip()
+        with os.fdopen(fd, "w") as fh:
+            fh.write(key)
+        return key
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
