@@ -1,17 +1,249 @@
-"""The reports of contracts/metrics.md; one implementation for CLI, API and console."""
+"""The reports of contracts/metrics.md; one implementation for CLI, API and console.
+
+Each report answers exactly the contract's JSON shape, from projections only.
+"""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from typing import Any
 
 from sqlalchemy.orm import Session
 
+from quanzi.analytics import repository as repo
+from quanzi.analytics.params import ReportParams, iso, parse_params
+from quanzi.core.members.models import Join, Leave
 from quanzi.core.workspaces.models import Workspace
+from quanzi.kit.clock import DAY_US, HOUR_US, LocalCalendar, week_label, week_start
+from quanzi.kit.errors import NotFound
 
 REPORT_NAMES = ("overview", "groups", "invites", "retention", "lifecycle", "funnel", "channels")
+DAYS_30_US = 30 * DAY_US
+
+
+def _rate(num: int, den: int) -> float:
+    return round(num / den, 4) if den else 0.0
 
 
 def run_report(session: Session, workspace: Workspace, name: str, raw_params: dict[str, Any]) -> dict[str, Any]:
     """Answer report `name` with parameters given as strings (date, from, to, hold_hours, as_of,
     kind, weeks; absent or None = default). Raises InvalidParameter with a clear message."""
-    raise NotImplementedError  # being written in this change
+    fn = _REPORTS.get(name)
+    if fn is None:
+        raise NotFound(f"unknown report {name!r} (reports: {', '.join(REPORT_NAMES)})")
+    cal = LocalCalendar(workspace.timezone)
+    params = parse_params(raw_params, cal)
+    return fn(session, workspace.id, cal, params)
+
+
+def overview(s: Session, ws: int, cal: LocalCalendar, p: ReportParams) -> dict[str, Any]:
+    d = p.day
+    end = cal.day_start_us(d + 1)
+    member_msgs, staff_msgs, active = repo.messages_on(s, ws, d)
+    return {
+        "date": iso(d),
+        "members": repo.members_at(s, ws, end),
+        "new_members": repo.new_members_on(s, ws, d),
+        "leaves": repo.leaves_on(s, ws, d),
+        "messages": member_msgs + staff_msgs,
+        "member_messages": member_msgs,
+        "staff_messages": staff_msgs,
+        "active_members": active,
+        "groups": len(repo.groups_existing_at(s, ws, end)),
+    }
+
+
+def groups(s: Session, ws: int, cal: LocalCalendar, p: ReportParams) -> dict[str, Any]:
+    d = p.day
+    end = cal.day_start_us(d + 1)
+    existing = repo.groups_existing_at(s, ws, end)
+    names = repo.group_names_at(s, ws, end)
+    joins = repo.group_counts(s, ws, Join, d - 6, d)
+    leaves = repo.group_counts(s, ws, Leave, d - 6, d)
+    messages = repo.group_messages(s, ws, d - 6, d)
+    presence = repo.group_presence(s, ws, end, d)
+    rows = []
+    for gid, platform, key in sorted(existing, key=lambda r: (r.group_key, r.platform)):
+        size, active, silent = presence.get(gid, (0, 0, 0))
+        all_msgs, member_msgs = messages.get(gid, (0, 0))
+        rows.append(
+            {
+                "group": key,
+                "name": names.get(gid, key),
+                "size": size,
+                "joins_7d": joins.get(gid, 0),
+                "leaves_7d": leaves.get(gid, 0),
+                "messages_7d": all_msgs,
+                "active_7d": active,
+                "activity_rate_7d": _rate(active, size),
+                "ugc_share_7d": round(member_msgs / all_msgs, 4) if all_msgs else None,
+                "silent": silent,
+            }
+        )
+    return {"date": iso(d), "groups": rows}
+
+
+def invites(s: Session, ws: int, cal: LocalCalendar, p: ReportParams) -> dict[str, Any]:
+    hold = p.hold_hours * HOUR_US
+    per: dict[tuple[str, str], list[int]] = {}
+    for f in repo.invite_facts(s, ws, p.from_day, p.to_day, hold):
+        c = per.setdefault((f.inviter_key, f.inviter_platform), [0, 0, 0, 0])
+        c[0] += 1
+        if f.is_new:
+            c[1] += 1
+            if f.valid(hold, p.as_of_us):
+                c[2] += 1
+            elif f.pending(hold, p.as_of_us):
+                c[3] += 1
+    ordered = sorted(per.items(), key=lambda kv: (-kv[1][2], kv[0][0], kv[0][1]))
+    return {
+        "inviters": [
+            {"inviter": key, "raw": c[0], "new": c[1], "valid": c[2], "pending": c[3]}
+            for (key, _platform), c in ordered
+        ]
+    }
+
+
+def _cohort_bounds(p: ReportParams) -> tuple[int, int]:
+    """First-join days of the cohorts whose week (Monday) starts in from..to."""
+    first_monday = week_start(p.from_day)
+    if first_monday < p.from_day:
+        first_monday += 7
+    return first_monday, week_start(p.to_day) + 6
+
+
+def retention(s: Session, ws: int, cal: LocalCalendar, p: ReportParams) -> dict[str, Any]:
+    lo, hi = _cohort_bounds(p)
+    if lo > hi:
+        return {"kind": p.kind, "cohorts": []}
+    sizes = repo.cohorts(s, ws, lo, hi)
+    # Week k of a cohort is reported only when it is complete: its end is at or before as_of.
+    complete: dict[int, int] = {}
+    for cw in sizes:
+        k = 0
+        while k < p.weeks and cal.day_start_us(cw + 7 * (k + 1)) <= p.as_of_us:
+            k += 1
+        complete[cw] = k
+    if p.kind == "activity":
+        last_day = max((cw + 7 * complete[cw] - 1 for cw in sizes), default=lo)
+        counts = repo.activity_retention(s, ws, lo, hi, last_day)
+        retained = {cw: [counts.get((cw, cw + 7 * k), 0) for k in range(complete[cw])] for cw in sizes}
+    else:
+        ends = [(cw, k, cal.day_start_us(cw + 7 * (k + 1))) for cw in sizes for k in range(complete[cw])]
+        counts = repo.membership_retention(s, ws, lo, hi, ends)
+        retained = {cw: [counts.get((cw, k), 0) for k in range(complete[cw])] for cw in sizes}
+    return {
+        "kind": p.kind,
+        "cohorts": [
+            {"week": week_label(cw), "size": sizes[cw], "retained": retained[cw]} for cw in sorted(sizes)
+        ],
+    }
+
+
+def lifecycle(s: Session, ws: int, cal: LocalCalendar, p: ReportParams) -> dict[str, Any]:
+    first_week = week_start(p.from_day)
+    last_week = week_start(p.to_day)
+    active: dict[int, set[int]] = defaultdict(set)
+    for member, wk in repo.member_weeks(s, ws, first_week - 7, last_week + 6):
+        active[wk].add(member)
+    members = set().union(*active.values()) if active else set()
+    first_msg_week = {
+        m: week_start(cal.day_of(t)) for m, t in repo.first_message_instants(s, ws, sorted(members)).items()
+    }
+    weeks = []
+    for wk in range(first_week, last_week + 1, 7):
+        now, prev = active.get(wk, set()), active.get(wk - 7, set())
+        new = returning = resurrecting = 0
+        for m in now:
+            if m in prev:
+                returning += 1
+            elif first_msg_week.get(m) == wk:
+                new += 1
+            else:
+                resurrecting += 1
+        weeks.append(
+            {
+                "week": week_label(wk),
+                "new": new,
+                "returning": returning,
+                "resurrecting": resurrecting,
+                "dormant": len(prev - now),
+            }
+        )
+    return {"weeks": weeks}
+
+
+def _acquisition(s: Session, ws: int, cal: LocalCalendar, p: ReportParams) -> list[dict[str, Any]]:
+    """The funnel's acquired members with their stage flags and 30-day net revenue."""
+    acquired = repo.acquired_members(s, ws, p.from_day, p.to_day)
+    if not acquired:
+        return []
+    first = {r.id: r.first_join_us for r in acquired}
+    lo = min(first.values())
+    hi = max(first.values()) + DAYS_30_US
+    revenue: dict[int, int] = defaultdict(int)
+    paying: set[int] = set()
+    for member, paid_us, net in repo.net_orders(s, ws, lo, hi):
+        fj = first.get(member)
+        if fj is not None and fj <= paid_us <= fj + DAYS_30_US:
+            paying.add(member)
+            revenue[member] += net
+    hold = p.hold_hours * HOUR_US
+    referrers: set[int] = set()
+    lo_day = cal.day_of(lo) - 1
+    hi_day = cal.day_of(hi) + 1
+    for f in repo.invite_facts(s, ws, lo_day, hi_day, hold, inviter_ids=sorted(first)):
+        fj = first[f.inviter_id]
+        if fj <= f.joined_us <= fj + DAYS_30_US and f.valid(hold, p.as_of_us):
+            referrers.add(f.inviter_id)
+    return [
+        {
+            "id": r.id,
+            "channel": r.channel or "(none)",
+            "activated": bool(r.act),
+            "retained": bool(r.act) and bool(r.ret),
+            "revenue": r.id in paying,
+            "revenue_fen": revenue.get(r.id, 0),
+            "referral": r.id in referrers,
+        }
+        for r in acquired
+    ]
+
+
+def funnel(s: Session, ws: int, cal: LocalCalendar, p: ReportParams) -> dict[str, Any]:
+    rows = _acquisition(s, ws, cal, p)
+    return {
+        "acquired": len(rows),
+        "activated": sum(r["activated"] for r in rows),
+        "retained": sum(r["retained"] for r in rows),
+        "revenue": sum(r["revenue"] for r in rows),
+        "referral": sum(r["referral"] for r in rows),
+    }
+
+
+def channels(s: Session, ws: int, cal: LocalCalendar, p: ReportParams) -> dict[str, Any]:
+    per: dict[str, list[int]] = {}
+    for r in _acquisition(s, ws, cal, p):
+        c = per.setdefault(r["channel"], [0, 0, 0, 0])
+        c[0] += 1
+        c[1] += r["activated"]
+        c[2] += r["revenue"]
+        c[3] += r["revenue_fen"]
+    ordered = sorted(per.items(), key=lambda kv: (-kv[1][0], kv[0]))
+    return {
+        "channels": [
+            {"channel": ch, "acquired": c[0], "activated": c[1], "revenue_members": c[2], "revenue": c[3]}
+            for ch, c in ordered
+        ]
+    }
+
+
+_REPORTS = {
+    "overview": overview,
+    "groups": groups,
+    "invites": invites,
+    "retention": retention,
+    "lifecycle": lifecycle,
+    "funnel": funnel,
+    "channels": channels,
+}

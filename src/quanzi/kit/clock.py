@@ -43,7 +43,7 @@ def day_date(n: int) -> date:
 
 def week_start(day: int) -> int:
     """The Monday (day number) of the ISO week holding `day` (1970-01-01 was a Thursday)."""
-    return day - (day + 3) % 7
+    return day - (day + 3) % 7  # Python % is never negative, unlike SQL's
 
 
 def week_label(monday: int) -> str:

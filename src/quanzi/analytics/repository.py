@@ -1,0 +1,373 @@
+"""Queries behind the reports: they read projections only, never the raw event log."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import (
+    Integer,
+    and_,
+    case,
+    distinct,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+    union_all,
+)
+from sqlalchemy.orm import Session, aliased
+
+from quanzi.commerce.models import Order, Refund
+from quanzi.core.groups.models import Group, GroupChange
+from quanzi.core.members.models import DailyActivity, InviteFlag, Join, Leave, Member, Membership
+
+# Monday of the ISO week of a day number, in SQL; the offset keeps `%` non-negative for any
+# day back to year 1 (SQL's % keeps the sign of the dividend).
+_WEEK_SHIFT = 7_000_003
+
+
+def week_expr(day: Any) -> Any:
+    return day - ((day + _WEEK_SHIFT) % 7)
+
+
+def _in_at(ms: Any, instant_us: int) -> Any:
+    """Membership interval `ms` holds at the instant just before `instant_us`."""
+    return and_(ms.joined_us < instant_us, or_(ms.left_us.is_(None), ms.left_us >= instant_us))
+
+
+def _not_staff() -> Any:
+    return Member.is_staff.is_(False)
+
+
+def members_at(s: Session, ws: int, end_us: int) -> int:
+    q = (
+        select(func.count(distinct(Membership.member_id)))
+        .join(Member, Member.id == Membership.member_id)
+        .where(Membership.workspace_id == ws, _not_staff(), _in_at(Membership, end_us))
+    )
+    return int(s.scalar(q) or 0)
+
+
+def groups_existing_at(s: Session, ws: int, end_us: int) -> list[Any]:
+    q = select(Group.id, Group.platform, Group.group_key).where(
+        Group.workspace_id == ws,
+        Group.created_at_us.is_not(None),
+        Group.created_at_us < end_us,
+        or_(Group.dismissed_at_us.is_(None), Group.dismissed_at_us >= end_us),
+    )
+    return list(s.execute(q))
+
+
+def group_names_at(s: Session, ws: int, end_us: int) -> dict[int, str]:
+    """The last name set before `end_us`, per group, by (ts, event id)."""
+    best: dict[int, tuple[tuple[int, str], str]] = {}
+    q = select(GroupChange.group_id, GroupChange.ts_us, GroupChange.event_id, GroupChange.value).where(
+        GroupChange.workspace_id == ws, GroupChange.field == "name", GroupChange.ts_us < end_us
+    )
+    for gid, ts, eid, value in s.execute(q):
+        if gid not in best or (ts, eid) > best[gid][0]:
+            best[gid] = ((ts, eid), value)
+    return {gid: v for gid, (_o, v) in best.items()}
+
+
+def new_members_on(s: Session, ws: int, day: int) -> int:
+    q = select(func.count()).select_from(Member).where(
+        Member.workspace_id == ws, _not_staff(), Member.first_join_day == day
+    )
+    return int(s.scalar(q) or 0)
+
+
+def leaves_on(s: Session, ws: int, day: int) -> int:
+    q = (
+        select(func.count())
+        .select_from(Leave)
+        .join(Member, Member.id == Leave.member_id)
+        .where(Leave.workspace_id == ws, Leave.day == day, _not_staff())
+    )
+    return int(s.scalar(q) or 0)
+
+
+def messages_on(s: Session, ws: int, day: int) -> tuple[int, int, int]:
+    """(member messages, staff messages, active members) on a day."""
+    q = (
+        select(
+            func.coalesce(func.sum(case((_not_staff(), DailyActivity.messages), else_=0)), 0),
+            func.coalesce(func.sum(case((_not_staff(), 0), else_=DailyActivity.messages)), 0),
+            func.count(distinct(case((_not_staff(), DailyActivity.member_id), else_=None))),
+        )
+        .join(Member, Member.id == DailyActivity.member_id)
+        .where(DailyActivity.workspace_id == ws, DailyActivity.day == day)
+    )
+    member, staff, active = s.execute(q).one()
+    return int(member), int(staff), int(active)
+
+
+def group_counts(s: Session, ws: int, model: Any, lo: int, hi: int) -> dict[int, int]:
+    """Join or leave events of members (not staff) per group over days lo..hi."""
+    q = (
+        select(model.group_id, func.count())
+        .join(Member, Member.id == model.member_id)
+        .where(model.workspace_id == ws, model.day >= lo, model.day <= hi, _not_staff())
+        .group_by(model.group_id)
+    )
+    return {g: int(n) for g, n in s.execute(q)}
+
+
+def group_messages(s: Session, ws: int, lo: int, hi: int) -> dict[int, tuple[int, int]]:
+    """(all messages, member messages) per group over days lo..hi."""
+    q = (
+        select(
+            DailyActivity.group_id,
+            func.sum(DailyActivity.messages),
+            func.coalesce(func.sum(case((_not_staff(), DailyActivity.messages), else_=0)), 0),
+        )
+        .join(Member, Member.id == DailyActivity.member_id)
+        .where(DailyActivity.workspace_id == ws, DailyActivity.day >= lo, DailyActivity.day <= hi)
+        .group_by(DailyActivity.group_id)
+    )
+    return {g: (int(a), int(m)) for g, a, m in s.execute(q)}
+
+
+def group_presence(s: Session, ws: int, end_us: int, day: int) -> dict[int, tuple[int, int, int]]:
+    """Per group: (size at end_us, of them posted in it in the 7 days ending `day`,
+    of them posted nothing in it in the 30 days ending `day`)."""
+    cur = (
+        select(Membership.group_id, Membership.member_id)
+        .join(Member, Member.id == Membership.member_id)
+        .where(Membership.workspace_id == ws, _not_staff(), _in_at(Membership, end_us))
+        .distinct()
+        .subquery("cur")
+    )
+    last = (
+        select(
+            DailyActivity.group_id,
+            DailyActivity.member_id,
+            func.max(DailyActivity.day).label("last_day"),
+        )
+        .where(DailyActivity.workspace_id == ws, DailyActivity.day >= day - 29, DailyActivity.day <= day)
+        .group_by(DailyActivity.group_id, DailyActivity.member_id)
+        .subquery("last")
+    )
+    q = (
+        select(
+            cur.c.group_id,
+            func.count(),
+            func.sum(case((last.c.last_day >= day - 6, 1), else_=0)),
+            func.sum(case((last.c.last_day.is_(None), 1), else_=0)),
+        )
+        .select_from(cur)
+        .outerjoin(last, and_(last.c.group_id == cur.c.group_id, last.c.member_id == cur.c.member_id))
+        .group_by(cur.c.group_id)
+    )
+    return {g: (int(n), int(a or 0), int(sl or 0)) for g, n, a, sl in s.execute(q)}
+
+
+@dataclass(frozen=True, slots=True)
+class InviteFact:
+    """One raw invite (a join with an inviter who is not the invitee, neither of them staff)."""
+
+    inviter_id: int
+    inviter_key: str
+    inviter_platform: str
+    invitee_id: int
+    joined_us: int
+    is_new: bool
+    left_within_hold: bool
+    flagged: bool
+
+    def valid(self, hold_us: int, as_of_us: int) -> bool:
+        return self.is_new and not self.flagged and not self.left_within_hold and self.joined_us + hold_us <= as_of_us
+
+    def pending(self, hold_us: int, as_of_us: int) -> bool:
+        return self.is_new and not self.flagged and not self.left_within_hold and self.joined_us + hold_us > as_of_us
+
+
+def invite_facts(
+    s: Session, ws: int, lo_day: int, hi_day: int, hold_us: int, inviter_ids: Sequence[int] | None = None
+) -> list[InviteFact]:
+    """Raw invites whose join falls on local days lo..hi (optionally only of some inviters)."""
+    invitee = aliased(Member)
+    inviter = aliased(Member)
+    left = exists().where(
+        Leave.workspace_id == ws,
+        Leave.member_id == Join.member_id,
+        Leave.group_id == Join.group_id,
+        Leave.ts_us >= Join.ts_us,
+        Leave.ts_us <= Join.ts_us + hold_us,
+    )
+    flagged = exists().where(InviteFlag.workspace_id == ws, InviteFlag.member_id == Join.member_id)
+    q = (
+        select(
+            Join.inviter_id,
+            inviter.member_key,
+            inviter.platform,
+            Join.member_id,
+            Join.ts_us,
+            (Join.event_id == invitee.first_join_event).label("is_new"),
+            left.label("left"),
+            flagged.label("flagged"),
+        )
+        .join(invitee, invitee.id == Join.member_id)
+        .join(inviter, inviter.id == Join.inviter_id)
+        .where(
+            Join.workspace_id == ws,
+            Join.day >= lo_day,
+            Join.day <= hi_day,
+            Join.inviter_id.is_not(None),
+            Join.inviter_id != Join.member_id,
+            invitee.is_staff.is_(False),
+            inviter.is_staff.is_(False),
+        )
+    )
+    out: list[InviteFact] = []
+    ids = list(inviter_ids) if inviter_ids is not None else None
+    chunks = [ids[i : i + 500] for i in range(0, len(ids), 500)] if ids is not None else [None]
+    for chunk in chunks:
+        qq = q if chunk is None else q.where(Join.inviter_id.in_(chunk))
+        for row in s.execute(qq):
+            out.append(InviteFact(row[0], row[1], row[2], row[3], row[4], bool(row[5]), bool(row[6]), bool(row[7])))
+    return out
+
+
+def acquired_members(s: Session, ws: int, lo_day: int, hi_day: int) -> list[Any]:
+    """Members (not staff) whose first join falls on local days lo..hi, with two activity flags:
+    a message in [fj, fj + 7 d] and one in (fj + 7 d, fj + 30 d]."""
+    day7 = 7 * 86_400 * 1_000_000
+    day30 = 30 * 86_400 * 1_000_000
+    da = DailyActivity
+    fj = Member.first_join_us
+    activated = exists().where(
+        da.workspace_id == ws,
+        da.member_id == Member.id,
+        da.day >= Member.first_join_day,
+        da.day <= Member.first_join_day + 8,
+        da.last_us >= fj,
+        da.first_us <= fj + day7,
+    )
+    retained = exists().where(
+        da.workspace_id == ws,
+        da.member_id == Member.id,
+        da.day >= Member.first_join_day + 6,
+        da.day <= Member.first_join_day + 31,
+        da.last_us > fj + day7,
+        da.first_us <= fj + day30,
+    )
+    q = select(
+        Member.id, Member.first_join_us, Member.channel, activated.label("act"), retained.label("ret")
+    ).where(
+        Member.workspace_id == ws,
+        _not_staff(),
+        Member.first_join_day >= lo_day,
+        Member.first_join_day <= hi_day,
+    )
+    return list(s.execute(q))
+
+
+def net_orders(s: Session, ws: int, lo_us: int, hi_us: int) -> list[tuple[int, int, int]]:
+    """(member id, paid instant, amount − all refunds) of orders paid in [lo, hi] that are
+    not fully refunded."""
+    refunded = (
+        select(Refund.platform, Refund.order_key, func.sum(Refund.amount_fen).label("total"))
+        .where(Refund.workspace_id == ws)
+        .group_by(Refund.platform, Refund.order_key)
+        .subquery("refunded")
+    )
+    total = func.coalesce(refunded.c.total, 0)
+    q = (
+        select(Order.member_id, Order.paid_us, Order.amount_fen - total)
+        .outerjoin(
+            refunded, and_(refunded.c.platform == Order.platform, refunded.c.order_key == Order.order_key)
+        )
+        .where(Order.workspace_id == ws, Order.paid_us >= lo_us, Order.paid_us <= hi_us, total < Order.amount_fen)
+    )
+    return [(int(m), int(t), int(n)) for m, t, n in s.execute(q)]
+
+
+def cohorts(s: Session, ws: int, lo_day: int, hi_day: int) -> dict[int, int]:
+    """Cohort size per ISO-week Monday, for members whose first join is on days lo..hi."""
+    wk = week_expr(Member.first_join_day)
+    q = (
+        select(wk, func.count())
+        .where(Member.workspace_id == ws, _not_staff(), Member.first_join_day >= lo_day, Member.first_join_day <= hi_day)
+        .group_by(wk)
+    )
+    return {int(w): int(n) for w, n in s.execute(q)}
+
+
+def activity_retention(s: Session, ws: int, lo_day: int, hi_day: int, last_day: int) -> dict[tuple[int, int], int]:
+    """Members active (anywhere) per (cohort Monday, activity Monday)."""
+    cw = week_expr(Member.first_join_day)
+    aw = week_expr(DailyActivity.day)
+    q = (
+        select(cw, aw, func.count(distinct(Member.id)))
+        .join(DailyActivity, and_(DailyActivity.member_id == Member.id, DailyActivity.workspace_id == ws))
+        .where(
+            Member.workspace_id == ws,
+            _not_staff(),
+            Member.first_join_day >= lo_day,
+            Member.first_join_day <= hi_day,
+            DailyActivity.day >= lo_day,
+            DailyActivity.day <= last_day,
+        )
+        .group_by(cw, aw)
+    )
+    return {(int(c), int(a)): int(n) for c, a, n in s.execute(q)}
+
+
+def membership_retention(
+    s: Session, ws: int, lo_day: int, hi_day: int, ends: list[tuple[int, int, int]]
+) -> dict[tuple[int, int], int]:
+    """Members in at least one group per (cohort Monday, k) at the given week-end instants."""
+    if not ends:
+        return {}
+    cw = week_expr(Member.first_join_day)
+    weeks = union_all(
+        *[
+            select(
+                literal(c, Integer).label("cw"), literal(k, Integer).label("k"), literal(e).label("end_us")
+            )
+            for c, k, e in ends
+        ]
+    ).subquery("weeks")
+    q = (
+        select(weeks.c.cw, weeks.c.k, func.count(distinct(Member.id)))
+        .select_from(Member)
+        .join(Membership, and_(Membership.member_id == Member.id, Membership.workspace_id == ws))
+        .join(
+            weeks,
+            and_(
+                weeks.c.cw == cw,
+                Membership.joined_us < weeks.c.end_us,
+                or_(Membership.left_us.is_(None), Membership.left_us >= weeks.c.end_us),
+            ),
+        )
+        .where(Member.workspace_id == ws, _not_staff(), Member.first_join_day >= lo_day, Member.first_join_day <= hi_day)
+        .group_by(weeks.c.cw, weeks.c.k)
+    )
+    return {(int(c), int(k)): int(n) for c, k, n in s.execute(q)}
+
+
+def member_weeks(s: Session, ws: int, lo_day: int, hi_day: int) -> list[tuple[int, int]]:
+    """Distinct (member, activity Monday) of members (not staff) over days lo..hi."""
+    aw = week_expr(DailyActivity.day)
+    q = (
+        select(DailyActivity.member_id, aw)
+        .join(Member, Member.id == DailyActivity.member_id)
+        .where(DailyActivity.workspace_id == ws, _not_staff(), DailyActivity.day >= lo_day, DailyActivity.day <= hi_day)
+        .distinct()
+    )
+    return [(int(m), int(w)) for m, w in s.execute(q)]
+
+
+def first_message_instants(s: Session, ws: int, member_ids: Sequence[int]) -> dict[int, int]:
+    out: dict[int, int] = {}
+    ids = list(member_ids)
+    for i in range(0, len(ids), 500):
+        q = select(Member.id, Member.first_message_us).where(Member.id.in_(ids[i : i + 500]))
+        for m, t in s.execute(q):
+            if t is not None:
+                out[int(m)] = int(t)
+    return out

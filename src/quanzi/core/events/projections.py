@@ -1,0 +1,644 @@
+"""Projections: keep groups, members, memberships, daily activity, invites, orders and refunds
+up to date from events, in any arrival order (a late event is applied at its own `ts`).
+
+Everything here is a function of the *set* of events in the log, never of their arrival
+order: values that depend on order are chosen by (ts, event id) ("first join", "last name
+set"), and membership intervals of a (group, member) pair are recomputed from all of that
+pair's joins and leaves whenever one of them arrives. `rebuild` replays the whole log through
+the same code, so the incremental and the rebuilt projections are identical by construction
+(and tested to be).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, Engine, and_, delete, func, insert, select, text, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from quanzi.commerce.models import Order, Refund
+from quanzi.core.events.models import EventRecord
+from quanzi.core.events.schemas import Event, parse_event
+from quanzi.core.groups.models import Group, GroupChange
+from quanzi.core.members.models import (
+    ContactEvent,
+    DailyActivity,
+    Join,
+    Leave,
+    Member,
+    Membership,
+)
+from quanzi.core.workspaces.models import Workspace
+from quanzi.kit.clock import LocalCalendar
+
+NONE_CHANNEL = "(none)"
+_CHUNK = 500  # ids per IN (...) list
+
+Key = tuple[str, str]  # (platform, platform id)
+
+
+def _chunks(seq: Sequence[Any], n: int = _CHUNK) -> Iterable[Sequence[Any]]:
+    for i in range(0, len(seq), n):
+        yield seq[i : i + n]
+
+
+def lock_workspace(conn: Connection, workspace_id: int) -> None:
+    """Serialise projection writers of one workspace (PostgreSQL; SQLite writers are serial)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": 0x51A0_0000 + workspace_id})
+
+
+def _upsert_insert(conn: Connection, table: Any) -> Any:
+    return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
+
+
+class Identities:
+    """Group and member ids by (platform, key), created on first sight; cached per applier."""
+
+    def __init__(self, conn: Connection, workspace_id: int) -> None:
+        self.conn = conn
+        self.ws = workspace_id
+        self.groups: dict[Key, int] = {}
+        self.members: dict[Key, int] = {}
+
+    def _ensure(self, model: Any, keycol: str, cache: dict[Key, int], keys: set[Key]) -> None:
+        missing = [k for k in keys if k not in cache]
+        if not missing:
+            return
+        col = getattr(model, keycol)
+        for chunk in _chunks(sorted({k[1] for k in missing})):
+            rows = self.conn.execute(
+                select(model.id, model.platform, col).where(model.workspace_id == self.ws, col.in_(chunk))
+            )
+            for id_, platform, key in rows:
+                cache[(platform, key)] = id_
+        still = sorted(k for k in missing if k not in cache)
+        if still:
+            stmt = _upsert_insert(self.conn, model).on_conflict_do_nothing()
+            self.conn.execute(stmt, [{"workspace_id": self.ws, "platform": p, keycol: k} for p, k in still])
+            for chunk in _chunks([k[1] for k in still]):
+                rows = self.conn.execute(
+                    select(model.id, model.platform, col).where(model.workspace_id == self.ws, col.in_(chunk))
+                )
+                for id_, platform, key in rows:
+                    cache[(platform, key)] = id_
+
+    def ensure_groups(self, keys: set[Key]) -> None:
+        self._ensure(Group, "group_key", self.groups, keys)
+
+    def ensure_members(self, keys: set[Key]) -> None:
+        self._ensure(Member, "member_key", self.members, keys)
+
+
+def _earlier(a: tuple[int, str] | None, b: tuple[int, str] | None) -> bool:
+    """Whether (ts, id) `a` comes before `b` (None is 'never')."""
+    if a is None:
+        return False
+    return b is None or a < b
+
+
+def membership_intervals(
+    joins: list[tuple[int, str]], leaves: list[tuple[int, str]], dismissed_us: int | None
+) -> list[tuple[int, int | None, str | None]]:
+    """Intervals (joined, left, ended_by) of one member in one group from all its joins/leaves.
+
+    A join while in opens nothing, a leave while out closes nothing; the group's dismissal
+    closes an open interval at its instant (ended_by "dismissed", not a leave).
+    """
+    events = sorted([(ts, eid, 0) for ts, eid in joins] + [(ts, eid, 1) for ts, eid in leaves])
+    out: list[tuple[int, int | None, str | None]] = []
+    open_at: int | None = None
+    dismissed_done = dismissed_us is None
+    for ts, _eid, kind in events:
+        if not dismissed_done and ts >= dismissed_us:  # type: ignore[operator]
+            if open_at is not None:
+                out.append((open_at, dismissed_us, "dismissed"))
+                open_at = None
+            dismissed_done = True
+        if kind == 0:
+            if open_at is None:
+                open_at = ts
+        elif open_at is not None:
+            out.append((open_at, ts, "leave"))
+            open_at = None
+    if open_at is not None:
+        if not dismissed_done:
+            out.append((open_at, dismissed_us, "dismissed"))
+        else:
+            out.append((open_at, None, None))
+    return out
+
+
+class Applier:
+    """Applies new (never before applied) events of one workspace to the projections."""
+
+    def __init__(self, conn: Connection, workspace: Workspace) -> None:
+        self.conn = conn
+        self.ws = workspace.id
+        self.cal = LocalCalendar(workspace.timezone)
+        self.ids = Identities(conn, workspace.id)
+        self._least = func.least if conn.dialect.name == "postgresql" else func.min
+        self._greatest = func.greatest if conn.dialect.name == "postgresql" else func.max
+
+    # -- entry point ---------------------------------------------------------------------
+
+    def apply(self, events: Sequence[Event]) -> None:
+        if not events:
+            return
+        ids = self.ids
+        group_keys: set[Key] = set()
+        member_keys: set[Key] = set()
+        for ev in events:
+            p = ev.platform
+            d = ev.data
+            if "group" in d:
+                group_keys.add((p, d["group"]))
+            if "member" in d:
+                member_keys.add((p, d["member"]))
+            if d.get("inviter"):
+                member_keys.add((p, d["inviter"]))
+            if d.get("referrer"):
+                member_keys.add((p, d["referrer"]))
+        ids.ensure_groups(group_keys)
+        ids.ensure_members(member_keys)
+
+        group_cand: dict[int, dict[str, Any]] = defaultdict(dict)
+        member_cand: dict[int, dict[str, Any]] = defaultdict(dict)
+        changes: list[dict[str, Any]] = []
+        joins: list[dict[str, Any]] = []
+        leaves: list[dict[str, Any]] = []
+        contacts: list[dict[str, Any]] = []
+        refunds: list[dict[str, Any]] = []
+        orders: dict[Key, tuple[tuple[int, str], dict[str, Any]]] = {}
+        activity: dict[tuple[int, int, int], list[int]] = {}
+        dirty_pairs: set[tuple[int, int]] = set()
+        dismissed_groups: set[int] = set()
+        day_of = self.cal.day_of
+
+        def earliest(cand: dict[str, Any], name: str, order: tuple[int, str], value: Any) -> None:
+            cur = cand.get(name)
+            if cur is None or order < cur[0]:
+                cand[name] = (order, value)
+
+        def latest(cand: dict[str, Any], name: str, order: tuple[int, str], value: Any) -> None:
+            cur = cand.get(name)
+            if cur is None or order > cur[0]:
+                cand[name] = (order, value)
+
+        for ev in events:
+            d = ev.data
+            p = ev.platform
+            t = ev.type
+            ts = ev.ts_us
+            order = (ts, ev.id)
+            if t == "message.posted":
+                gid = ids.groups[(p, d["group"])]
+                mid = ids.members[(p, d["member"])]
+                k = (gid, mid, day_of(ts))
+                a = activity.get(k)
+                if a is None:
+                    activity[k] = [1, ts, ts]
+                else:
+                    a[0] += 1
+                    if ts < a[1]:
+                        a[1] = ts
+                    if ts > a[2]:
+                        a[2] = ts
+                earliest(member_cand[mid], "first_message", order, None)
+            elif t == "member.joined":
+                gid = ids.groups[(p, d["group"])]
+                mid = ids.members[(p, d["member"])]
+                inviter = d.get("inviter")
+                staff = bool(d.get("is_staff", False))
+                day = day_of(ts)
+                joins.append(
+                    {
+                        "workspace_id": self.ws,
+                        "event_id": ev.id,
+                        "group_id": gid,
+                        "member_id": mid,
+                        "ts_us": ts,
+                        "day": day,
+                        "inviter_id": ids.members[(p, inviter)] if inviter else None,
+                        "via": d.get("via", "unknown"),
+                        "channel": d.get("channel") or None,
+                        "is_staff": staff,
+                    }
+                )
+                dirty_pairs.add((gid, mid))
+                mc = member_cand[mid]
+                earliest(mc, "first_join", order, (d.get("channel") or None, day))
+                if staff:
+                    mc["staff"] = True
+                if d.get("name"):
+                    latest(mc, "name", order, d["name"])
+                earliest(group_cand[gid], "created", order, None)
+            elif t == "member.left":
+                gid = ids.groups[(p, d["group"])]
+                mid = ids.members[(p, d["member"])]
+                leaves.append(
+                    {
+                        "workspace_id": self.ws,
+                        "event_id": ev.id,
+                        "group_id": gid,
+                        "member_id": mid,
+                        "ts_us": ts,
+                        "day": day_of(ts),
+                        "via": d.get("via", "quit"),
+                        "by_key": d.get("by") or None,
+                    }
+                )
+                dirty_pairs.add((gid, mid))
+            elif t in ("group.created", "group.updated"):
+                gid = ids.groups[(p, d["group"])]
+                if t == "group.created":
+                    earliest(group_cand[gid], "created", order, None)
+                for field in ("name", "notice", "owner"):
+                    value = d.get(field)
+                    if value is None or (field == "name" and value == ""):
+                        continue
+                    changes.append(
+                        {
+                            "workspace_id": self.ws,
+                            "group_id": gid,
+                            "event_id": ev.id,
+                            "ts_us": ts,
+                            "field": field,
+                            "value": value,
+                        }
+                    )
+                    group_cand[gid]["changed"] = True
+            elif t == "group.dismissed":
+                gid = ids.groups[(p, d["group"])]
+                earliest(group_cand[gid], "dismissed", order, None)
+                dismissed_groups.add(gid)
+            elif t in ("contact.added", "contact.removed"):
+                mid = ids.members[(p, d["member"])]
+                added = t == "contact.added"
+                contacts.append(
+                    {
+                        "workspace_id": self.ws,
+                        "event_id": ev.id,
+                        "member_id": mid,
+                        "staff_key": d["staff"],
+                        "kind": "added" if added else "removed",
+                        "ts_us": ts,
+                        "channel": (d.get("channel") or None) if added else None,
+                        "by": None if added else d.get("by"),
+                    }
+                )
+                if added:
+                    earliest(member_cand[mid], "first_contact", order, d.get("channel") or None)
+                    if d.get("name"):
+                        latest(member_cand[mid], "name", order, d["name"])
+            elif t == "profile.updated":
+                mid = ids.members[(p, d["member"])]
+                mc = member_cand[mid]
+                for field in ("name", "phone", "unionid", "gender", "city"):
+                    if field in d:
+                        latest(mc, "p:" + field, order, d[field])
+                for key, value in (d.get("attrs") or {}).items():
+                    latest(mc, "a:" + key, order, value)
+                if d.get("name"):
+                    latest(mc, "name", order, d["name"])
+            elif t == "order.paid":
+                okey = (p, d["order"])
+                cur = orders.get(okey)
+                if cur is None or order < cur[0]:
+                    referrer = d.get("referrer")
+                    orders[okey] = (
+                        order,
+                        {
+                            "workspace_id": self.ws,
+                            "platform": p,
+                            "order_key": d["order"],
+                            "event_id": ev.id,
+                            "member_id": ids.members[(p, d["member"])],
+                            "amount_fen": d["amount"],
+                            "currency": d.get("currency", "CNY"),
+                            "paid_us": ts,
+                            "paid_day": day_of(ts),
+                            "campaign": d.get("campaign") or None,
+                            "referrer_id": ids.members[(p, referrer)] if referrer else None,
+                            "items": d.get("items"),
+                        },
+                    )
+            elif t == "order.refunded":
+                refunds.append(
+                    {
+                        "workspace_id": self.ws,
+                        "event_id": ev.id,
+                        "platform": p,
+                        "order_key": d["order"],
+                        "amount_fen": d["amount"],
+                        "ts_us": ts,
+                        "day": day_of(ts),
+                    }
+                )
+
+        conn = self.conn
+        if joins:
+            conn.execute(insert(Join), joins)
+        if leaves:
+            conn.execute(insert(Leave), leaves)
+        if contacts:
+            conn.execute(insert(ContactEvent), contacts)
+        if refunds:
+            conn.execute(insert(Refund), refunds)
+        if changes:
+            conn.execute(insert(GroupChange), changes)
+        if activity:
+            self._add_activity(activity)
+        if orders:
+            self._put_orders(orders)
+        if group_cand:
+            self._update_groups(group_cand)
+        if member_cand:
+            self._update_members(member_cand)
+        if dismissed_groups:
+            rows = conn.execute(
+                select(Join.group_id, Join.member_id)
+                .where(Join.workspace_id == self.ws, Join.group_id.in_(sorted(dismissed_groups)))
+                .distinct()
+            )
+            dirty_pairs.update((g, m) for g, m in rows)
+        if dirty_pairs:
+            self._recompute_memberships(dirty_pairs)
+
+    # -- writers -------------------------------------------------------------------------
+
+    def _add_activity(self, activity: dict[tuple[int, int, int], list[int]]) -> None:
+        stmt = _upsert_insert(self.conn, DailyActivity)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["workspace_id", "group_id", "member_id", "day"],
+            set_={
+                "messages": DailyActivity.messages + stmt.excluded.messages,
+                "first_us": self._least(DailyActivity.first_us, stmt.excluded.first_us),
+                "last_us": self._greatest(DailyActivity.last_us, stmt.excluded.last_us),
+            },
+        )
+        rows = [
+            {
+                "workspace_id": self.ws,
+                "group_id": g,
+                "member_id": m,
+                "day": day,
+                "messages": a[0],
+                "first_us": a[1],
+                "last_us": a[2],
+            }
+            for (g, m, day), a in sorted(activity.items())
+        ]
+        self.conn.execute(stmt, rows)
+
+    def _put_orders(self, orders: dict[Key, tuple[tuple[int, str], dict[str, Any]]]) -> None:
+        existing: dict[Key, tuple[int, tuple[int, str]]] = {}
+        keys = sorted(orders)
+        for chunk in _chunks(sorted({k for _, k in keys})):
+            for id_, platform, key, paid, eid in self.conn.execute(
+                select(Order.id, Order.platform, Order.order_key, Order.paid_us, Order.event_id).where(
+                    Order.workspace_id == self.ws, Order.order_key.in_(chunk)
+                )
+            ):
+                existing[(platform, key)] = (id_, (paid, eid))
+        new_rows = []
+        for k in keys:
+            order, row = orders[k]
+            cur = existing.get(k)
+            if cur is None:
+                new_rows.append(row)
+            elif order < cur[1]:
+                self.conn.execute(update(Order).where(Order.id == cur[0]).values(**row))
+        if new_rows:
+            self.conn.execute(insert(Order), new_rows)
+
+    def _update_groups(self, cand: dict[int, dict[str, Any]]) -> None:
+        gids = sorted(cand)
+        current: dict[int, tuple[int | None, int | None]] = {}
+        for chunk in _chunks(gids):
+            for gid, created, dismissed in self.conn.execute(
+                select(Group.id, Group.created_at_us, Group.dismissed_at_us).where(Group.id.in_(chunk))
+            ):
+                current[gid] = (created, dismissed)
+        changed_gids = [g for g in gids if cand[g].get("changed")]
+        latest_values: dict[int, dict[str, str]] = defaultdict(dict)
+        for chunk in _chunks(changed_gids):
+            best: dict[tuple[int, str], tuple[tuple[int, str], str]] = {}
+            for gid, field, ts, eid, value in self.conn.execute(
+                select(
+                    GroupChange.group_id,
+                    GroupChange.field,
+                    GroupChange.ts_us,
+                    GroupChange.event_id,
+                    GroupChange.value,
+                ).where(GroupChange.workspace_id == self.ws, GroupChange.group_id.in_(chunk))
+            ):
+                k = (gid, field)
+                if k not in best or (ts, eid) > best[k][0]:
+                    best[k] = ((ts, eid), value)
+            for (gid, field), (_o, value) in best.items():
+                latest_values[gid][field] = value
+        updates = []
+        for gid in gids:
+            c = cand[gid]
+            created, dismissed = current.get(gid, (None, None))
+            values: dict[str, Any] = {}
+            if "created" in c and (created is None or c["created"][0][0] < created):
+                values["created_at_us"] = c["created"][0][0]
+            if "dismissed" in c and (dismissed is None or c["dismissed"][0][0] < dismissed):
+                values["dismissed_at_us"] = c["dismissed"][0][0]
+            if c.get("changed"):
+                lv = latest_values.get(gid, {})
+                for field in ("name", "notice", "owner"):
+                    if field in lv:
+                        values[field] = lv[field]
+            if values:
+                updates.append((gid, values))
+        for gid, values in updates:
+            self.conn.execute(update(Group).where(Group.id == gid).values(**values))
+
+    def _update_members(self, cand: dict[int, dict[str, Any]]) -> None:
+        mids = sorted(cand)
+        cols = (
+            Member.id,
+            Member.first_join_us,
+            Member.first_join_event,
+            Member.first_contact_us,
+            Member.first_contact_event,
+            Member.first_contact_channel,
+            Member.first_join_channel,
+            Member.first_message_us,
+            Member.name_us,
+            Member.name_event,
+            Member.is_staff_joined,
+            Member.staff_marked,
+            Member.profile,
+        )
+        rows: dict[int, Any] = {}
+        for chunk in _chunks(mids):
+            for row in self.conn.execute(select(*cols).where(Member.id.in_(chunk))):
+                rows[row.id] = row
+        updates: list[dict[str, Any]] = []
+        for mid in mids:
+            c = cand[mid]
+            r = rows[mid]
+            v: dict[str, Any] = {}
+            fj = (r.first_join_us, r.first_join_event) if r.first_join_us is not None else None
+            fc = (r.first_contact_us, r.first_contact_event) if r.first_contact_us is not None else None
+            join_channel, contact_channel = r.first_join_channel, r.first_contact_channel
+            if "first_join" in c and _earlier(c["first_join"][0], fj):
+                fj = c["first_join"][0]
+                join_channel, day = c["first_join"][1]
+                v.update(
+                    first_join_us=fj[0], first_join_event=fj[1], first_join_channel=join_channel,
+                    first_join_day=day,
+                )
+            if "first_contact" in c and _earlier(c["first_contact"][0], fc):
+                fc = c["first_contact"][0]
+                contact_channel = c["first_contact"][1]
+                v.update(first_contact_us=fc[0], first_contact_event=fc[1], first_contact_channel=contact_channel)
+            if "first_join_us" in v or "first_contact_us" in v:
+                if fc is not None and (fj is None or fc < fj):
+                    v["channel"] = contact_channel or NONE_CHANNEL
+                else:
+                    v["channel"] = join_channel or NONE_CHANNEL
+            if "first_message" in c:
+                ts = c["first_message"][0][0]
+                if r.first_message_us is None or ts < r.first_message_us:
+                    v["first_message_us"] = ts
+            if "name" in c:
+                (ts, eid), name = c["name"]
+                if r.name_us is None or (ts, eid) > (r.name_us, r.name_event):
+                    v.update(name=name, name_us=ts, name_event=eid)
+            if c.get("staff") and not r.is_staff_joined:
+                v.update(is_staff_joined=True, is_staff=True)
+            profile_keys = [k for k in c if k.startswith(("p:", "a:"))]
+            if profile_keys:
+                profile = dict(r.profile or {})
+                dirty = False
+                for k in profile_keys:
+                    (ts, eid), value = c[k]
+                    cur = profile.get(k)
+                    if cur is None or (ts, eid) > (cur[1], cur[2]):
+                        profile[k] = [value, ts, eid]
+                        dirty = True
+                if dirty:
+                    v["profile"] = profile
+            if v:
+                v["_id"] = mid
+                updates.append(v)
+        # Group updates by their column set so each group is one executemany.
+        by_cols: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+        for v in updates:
+            by_cols[tuple(sorted(v))].append(v)
+        from sqlalchemy import bindparam
+
+        for colset, params in by_cols.items():
+            stmt = (
+                update(Member)
+                .where(Member.id == bindparam("_id"))
+                .values({c: bindparam(c) for c in colset if c != "_id"})
+            )
+            self.conn.execute(stmt, params)
+
+    def _recompute_memberships(self, pairs: set[tuple[int, int]]) -> None:
+        pair_list = sorted(pairs)
+        joins: dict[tuple[int, int], list[tuple[int, str]]] = defaultdict(list)
+        leaves: dict[tuple[int, int], list[tuple[int, str]]] = defaultdict(list)
+        dismissed: dict[int, int | None] = {}
+        gids = sorted({g for g, _ in pair_list})
+        for chunk in _chunks(gids):
+            for gid, dis in self.conn.execute(
+                select(Group.id, Group.dismissed_at_us).where(Group.id.in_(chunk))
+            ):
+                dismissed[gid] = dis
+        for chunk in _chunks(pair_list, 300):
+            cond = tuple_(Join.group_id, Join.member_id).in_(chunk)
+            for g, m, ts, eid in self.conn.execute(
+                select(Join.group_id, Join.member_id, Join.ts_us, Join.event_id).where(
+                    Join.workspace_id == self.ws, cond
+                )
+            ):
+                joins[(g, m)].append((ts, eid))
+            cond = tuple_(Leave.group_id, Leave.member_id).in_(chunk)
+            for g, m, ts, eid in self.conn.execute(
+                select(Leave.group_id, Leave.member_id, Leave.ts_us, Leave.event_id).where(
+                    Leave.workspace_id == self.ws, cond
+                )
+            ):
+                leaves[(g, m)].append((ts, eid))
+            self.conn.execute(
+                delete(Membership).where(
+                    Membership.workspace_id == self.ws,
+                    tuple_(Membership.group_id, Membership.member_id).in_(chunk),
+                )
+            )
+        rows = []
+        for g, m in pair_list:
+            for joined, left, ended_by in membership_intervals(joins[(g, m)], leaves[(g, m)], dismissed.get(g)):
+                rows.append(
+                    {
+                        "workspace_id": self.ws,
+                        "group_id": g,
+                        "member_id": m,
+                        "joined_us": joined,
+                        "left_us": left,
+                        "ended_by": ended_by,
+                    }
+                )
+        if rows:
+            self.conn.execute(insert(Membership), rows)
+
+
+PROJECTION_TABLES = (Membership, Join, Leave, DailyActivity, ContactEvent, GroupChange, Order, Refund)
+
+
+def rebuild(engine: Engine, workspace_id: int, on_progress: Callable[[int], None] | None = None) -> int:
+    """Recompute every projection of the workspace from its event log, in one transaction.
+
+    Identity rows (groups, members) keep their ids, and operator data (staff marks, fraud
+    flags) is kept; everything derived from events is cleared and replayed. Returns the
+    number of events replayed.
+    """
+    replayed = 0
+    with engine.begin() as conn:
+        lock_workspace(conn, workspace_id)
+        ws = conn.execute(select(Workspace).where(Workspace.id == workspace_id)).one()
+        workspace = Workspace(id=ws.id, name=ws.name, timezone=ws.timezone)
+        for model in PROJECTION_TABLES:
+            conn.execute(delete(model).where(model.workspace_id == workspace_id))
+        conn.execute(
+            update(Group)
+            .where(Group.workspace_id == workspace_id)
+            .values(created_at_us=None, dismissed_at_us=None, name=None, notice=None, owner=None)
+        )
+        conn.execute(
+            update(Member)
+            .where(Member.workspace_id == workspace_id)
+            .values(
+                name=None, name_us=None, name_event=None, is_staff_joined=False,
+                is_staff=Member.staff_marked, first_join_us=None, first_join_event=None,
+                first_join_channel=None, first_join_day=None, first_contact_us=None,
+                first_contact_event=None, first_contact_channel=None, first_message_us=None,
+                channel=None, profile=None,
+            )
+        )
+        applier = Applier(conn, workspace)
+        last_seq = 0
+        while True:
+            rows = conn.execute(
+                select(EventRecord.seq, EventRecord.raw)
+                .where(and_(EventRecord.workspace_id == workspace_id, EventRecord.seq > last_seq))
+                .order_by(EventRecord.seq)
+                .limit(5000)
+            ).all()
+            if not rows:
+                break
+            last_seq = rows[-1][0]
+            applier.apply([parse_event(raw) for _seq, raw in rows])
+            replayed += len(rows)
+            if on_progress:
+                on_progress(len(rows))
+    return replayed
