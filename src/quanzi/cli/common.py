@@ -14,8 +14,8 @@ from quanzi.kit.errors import QuanziError
 
 WorkspaceOption = typer.Option("default", "--workspace", "-w", help="Workspace name.")
 
-console = Console()
-err_console = Console(stderr=True)
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 @contextmanager
