@@ -11,6 +11,7 @@ US = 1_000_000
 DAY_US = 86_400 * US
 HOUR_US = 3_600 * US
 QUARTER_US = 900 * US
+BLOCK_US = 6 * HOUR_US
 EPOCH_DAY = date(1970, 1, 1).toordinal()
 
 
@@ -60,16 +61,23 @@ class LocalCalendar:
 
     def day_of(self, us: int) -> int:
         """The local day number of a UTC instant."""
-        # The offset is looked up once per UTC quarter hour: every zone changes offset on one.
-        quarter = us // QUARTER_US
-        off = self._offset_cache.get(quarter)
+        # Offsets are cached per 6-hour UTC block when the offset is the same at both of its
+        # ends (no transition inside: zones change at most twice a year), else per quarter
+        # hour (every zone changes offset on a quarter hour).
+        block = us // BLOCK_US
+        off = self._offset_cache.get(block)
         if off is None:
-            dt = from_us(quarter * QUARTER_US)
-            off = int(dt.astimezone(self.tz).utcoffset().total_seconds()) * US  # type: ignore[union-attr]
-            if len(self._offset_cache) > 200_000:
+            a, b = self._offset_at(block * BLOCK_US), self._offset_at((block + 1) * BLOCK_US - 1)
+            off = a if a == b else -1
+            if len(self._offset_cache) > 100_000:
                 self._offset_cache.clear()
-            self._offset_cache[quarter] = off
+            self._offset_cache[block] = off
+        if off == -1:
+            off = self._offset_at(us // QUARTER_US * QUARTER_US)
         return (us + off) // DAY_US
+
+    def _offset_at(self, us: int) -> int:
+        return int(from_us(us).astimezone(self.tz).utcoffset().total_seconds()) * US  # type: ignore[union-attr]
 
     def day_start_us(self, day: int) -> int:
         """The UTC instant at which local day `day` begins."""

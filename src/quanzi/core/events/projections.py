@@ -12,6 +12,7 @@ the same code, so the incremental and the rebuilt projections are identical by c
 from __future__ import annotations
 
 from collections import defaultdict
+from operator import itemgetter
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -52,6 +53,18 @@ def lock_workspace(conn: Connection, workspace_id: int) -> None:
 
 def _upsert_insert(conn: Connection, table: Any) -> Any:
     return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
+
+
+def bulk_insert(conn: Connection, table: Any, rows: list[dict[str, Any]], suffix: str = "") -> None:
+    """INSERT many rows through the driver's executemany: the hot path of ingest, where
+    SQLAlchemy's per-row parameter processing would cost more than the database itself."""
+    if not rows:
+        return
+    cols = list(rows[0])
+    ph = "%s" if conn.dialect.name == "postgresql" else "?"
+    sql = f"INSERT INTO {table.__tablename__} ({', '.join(cols)}) VALUES ({', '.join([ph] * len(cols))}){suffix}"
+    get = itemgetter(*cols)
+    conn.exec_driver_sql(sql, [get(r) for r in rows] if len(cols) > 1 else [(get(r),) for r in rows])
 
 
 class Identities:
@@ -339,16 +352,11 @@ class Applier:
                 )
 
         conn = self.conn
-        if joins:
-            conn.execute(insert(Join), joins)
-        if leaves:
-            conn.execute(insert(Leave), leaves)
-        if contacts:
-            conn.execute(insert(ContactEvent), contacts)
-        if refunds:
-            conn.execute(insert(Refund), refunds)
-        if changes:
-            conn.execute(insert(GroupChange), changes)
+        bulk_insert(conn, Join, joins)
+        bulk_insert(conn, Leave, leaves)
+        bulk_insert(conn, ContactEvent, contacts)
+        bulk_insert(conn, Refund, refunds)
+        bulk_insert(conn, GroupChange, changes)
         if activity:
             self._add_activity(activity)
         if orders:
@@ -370,15 +378,9 @@ class Applier:
     # -- writers -------------------------------------------------------------------------
 
     def _add_activity(self, activity: dict[tuple[int, int, int], list[int]]) -> None:
-        stmt = _upsert_insert(self.conn, DailyActivity)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["workspace_id", "group_id", "member_id", "day"],
-            set_={
-                "messages": DailyActivity.messages + stmt.excluded.messages,
-                "first_us": self._least(DailyActivity.first_us, stmt.excluded.first_us),
-                "last_us": self._greatest(DailyActivity.last_us, stmt.excluded.last_us),
-            },
-        )
+        pg = self.conn.dialect.name == "postgresql"
+        least, greatest = ("LEAST", "GREATEST") if pg else ("min", "max")
+        t = DailyActivity.__tablename__
         rows = [
             {
                 "workspace_id": self.ws,
@@ -391,7 +393,15 @@ class Applier:
             }
             for (g, m, day), a in sorted(activity.items())
         ]
-        self.conn.execute(stmt, rows)
+        bulk_insert(
+            self.conn,
+            DailyActivity,
+            rows,
+            " ON CONFLICT (workspace_id, group_id, member_id, day) DO UPDATE SET"
+            f" messages = {t}.messages + excluded.messages,"
+            f" first_us = {least}({t}.first_us, excluded.first_us),"
+            f" last_us = {greatest}({t}.last_us, excluded.last_us)",
+        )
 
     def _put_orders(self, orders: dict[Key, tuple[tuple[int, str], dict[str, Any]]]) -> None:
         existing: dict[Key, tuple[int, tuple[int, str]]] = {}
@@ -588,8 +598,7 @@ class Applier:
                         "ended_by": ended_by,
                     }
                 )
-        if rows:
-            self.conn.execute(insert(Membership), rows)
+        bulk_insert(self.conn, Membership, rows)
 
 
 PROJECTION_TABLES = (Membership, Join, Leave, DailyActivity, ContactEvent, GroupChange, Order, Refund)

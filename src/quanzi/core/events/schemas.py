@@ -42,6 +42,7 @@ EVENT_TYPES = (
     "order.refunded",
 )
 
+_EPOCH_ORD = datetime(1970, 1, 1).toordinal()
 _TS_RE = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?([Zz]|[+-]\d{2}:\d{2})$"
 )
@@ -62,6 +63,15 @@ def parse_ts(value: object) -> int:
         raise ValueError(
             "ts must look like 2026-11-01T08:00:00+08:00 or 2026-11-01T00:00:00Z (with an offset)"
         )
+    try:  # the common shapes, parsed in C; the rest (t/z, long fractions) below
+        dt = datetime.fromisoformat(value)
+    except ValueError:
+        pass
+    else:
+        off = dt.utcoffset()
+        if off is not None:
+            secs = (dt.toordinal() - _EPOCH_ORD) * 86_400 + dt.hour * 3600 + dt.minute * 60 + dt.second
+            return (secs - off.days * 86_400 - off.seconds) * US + dt.microsecond
     year, month, day, hour, minute, second, frac, offset = m.groups()
     micro = int((frac or "0")[:6].ljust(6, "0"))
     if offset in ("Z", "z"):
@@ -86,17 +96,9 @@ def _text_limit(value: str) -> str:
     return value
 
 
-def _valid_utf8(value: str) -> str:
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValueError("contains an invalid character (a lone surrogate)") from None
-    return value
-
-
-Text = Annotated[StrictStr, AfterValidator(_text_limit), AfterValidator(_valid_utf8)]
-Key = Annotated[StrictStr, Field(min_length=1, max_length=MAX_KEY_CHARS), AfterValidator(_valid_utf8)]
-OptKey = Annotated[StrictStr, Field(max_length=MAX_KEY_CHARS), AfterValidator(_valid_utf8)]
+Text = Annotated[StrictStr, AfterValidator(_text_limit)]
+Key = Annotated[StrictStr, Field(min_length=1, max_length=MAX_KEY_CHARS)]
+OptKey = Annotated[StrictStr, Field(max_length=MAX_KEY_CHARS)]
 Amount = Annotated[StrictInt, Field(ge=0, le=MAX_AMOUNT)]
 AttrValue = StrictBool | StrictInt | float | StrictStr
 
@@ -104,11 +106,11 @@ AttrValue = StrictBool | StrictInt | float | StrictStr
 class _Event(BaseModel):
     model_config = ConfigDict(strict=True, extra="allow")
 
-    id: Annotated[StrictStr, Field(min_length=1, max_length=MAX_ID_CHARS), AfterValidator(_valid_utf8)]
+    id: Annotated[StrictStr, Field(min_length=1, max_length=MAX_ID_CHARS)]
     type: StrictStr
     ts: Any
     platform: Annotated[
-        StrictStr, Field(min_length=1, max_length=MAX_PLATFORM_CHARS), AfterValidator(_valid_utf8)
+        StrictStr, Field(min_length=1, max_length=MAX_PLATFORM_CHARS)
     ]
 
 
@@ -309,11 +311,16 @@ def _loads_std(line: str | bytes) -> Any:
     # 64 bits), so that the reason names the field instead of saying "not JSON".
     try:
         text = line.decode("utf-8") if isinstance(line, bytes) else line
-        return json.loads(text, parse_constant=_no_constant)
+        obj = json.loads(text, parse_constant=_no_constant)
     except UnicodeDecodeError:
         raise EventRefused("not valid UTF-8") from None
     except (ValueError, RecursionError) as exc:
         raise EventRefused(f"not valid JSON ({exc.__class__.__name__}: {str(exc)[:80]})") from None
+    try:  # the standard parser lets lone surrogates (\ud800) through; they are not text
+        json.dumps(obj, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise EventRefused("contains an invalid character (a lone surrogate)") from None
+    return obj
 
 
 def _no_constant(name: str) -> Any:

@@ -10,7 +10,7 @@ import orjson
 from sqlalchemy import Connection, Engine, select
 
 from quanzi.core.events.models import EventRecord
-from quanzi.core.events.projections import Applier, _chunks, _upsert_insert, lock_workspace
+from quanzi.core.events.projections import Applier, _chunks, bulk_insert, lock_workspace
 from quanzi.core.events.schemas import Event, EventRefused, parse_event
 from quanzi.core.workspaces.models import Workspace
 from quanzi.kit.clock import now_us
@@ -79,24 +79,19 @@ def _store(conn: Connection, workspace_id: int, batch: _Batch, report: IngestRep
         }
         for _n, ev in batch.events
     ]
-    new_ids: set[str] = set()
-    if rows:
-        stmt = (
-            _upsert_insert(conn, EventRecord)
-            .on_conflict_do_nothing(index_elements=["workspace_id", "event_id"])
-            .returning(EventRecord.event_id)
-        )
-        new_ids = {r[0] for r in conn.execute(stmt, rows)}
-    fresh = [ev for _n, ev in batch.events if ev.id in new_ids]
-    old = [(n, ev) for n, ev in batch.events if ev.id not in new_ids]
+    # Writers of a workspace hold its lock (lock_workspace), so what is not in the log now
+    # cannot appear before this transaction commits: look up, then insert plainly.
     stored: dict[str, str] = {}
-    for chunk in _chunks(sorted({ev.id for _n, ev in old})):
+    for chunk in _chunks([ev.id for _n, ev in batch.events]):
         for eid, raw in conn.execute(
             select(EventRecord.event_id, EventRecord.raw).where(
                 EventRecord.workspace_id == workspace_id, EventRecord.event_id.in_(chunk)
             )
         ):
             stored[eid] = raw
+    bulk_insert(conn, EventRecord, [r for r in rows if r["event_id"] not in stored])
+    fresh = [ev for _n, ev in batch.events if ev.id not in stored]
+    old = [(n, ev) for n, ev in batch.events if ev.id in stored]
     for n, ev in old:
         report.duplicates += 1
         raw = stored.get(ev.id)
