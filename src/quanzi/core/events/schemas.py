@@ -278,7 +278,7 @@ def _reason(err: dict[str, Any]) -> str:
         return f"{field} must be at most {ctx.get('le')}"
     if etype == "string_type":
         return f"{field} must be a string"
-    if etype == "string_too_short":
+    if etype in ("string_too_short", "too_short"):
         return f"{field} must not be empty"
     if etype == "string_too_long":
         return f"{field} is longer than {ctx.get('max_length')} characters"

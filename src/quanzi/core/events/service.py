@@ -46,7 +46,7 @@ class _Batch:
 
     def __init__(self, numbered: list[tuple[int, bytes | str]], report: IngestReport) -> None:
         self.events: list[tuple[int, Event]] = []
-        self.dups: list[tuple[int, Event, Event]] = []  # (line, this, first)
+        self.dups: list[tuple[int, Event, Event | None]] = []  # (line, this, first)
         first: dict[str, Event] = {}
         for n, line in numbered:
             if not line.strip():
@@ -92,14 +92,13 @@ def _store(conn: Connection, workspace_id: int, batch: _Batch, report: IngestRep
     bulk_insert(conn, EventRecord, [r for r in rows if r["event_id"] not in stored])
     fresh = [ev for _n, ev in batch.events if ev.id not in stored]
     old = [(n, ev) for n, ev in batch.events if ev.id in stored]
-    for n, ev in old:
+    # A duplicate is compared with the winner: the stored event, else the batch's first line.
+    dups = sorted([(n, ev, None) for n, ev in old] + batch.dups, key=lambda d: d[0])
+    for n, ev, prev in dups:
         report.duplicates += 1
         raw = stored.get(ev.id)
-        if raw is not None and orjson.loads(raw) != ev.data and _canon_raw(raw) != ev.canonical():
-            report.warnings.append((n, f"duplicate id {ev.id!r} with different content: ignored"))
-    for n, ev, prev in batch.dups:
-        report.duplicates += 1
-        if ev.canonical() != prev.canonical():
+        winner = _canon_raw(raw) if raw is not None else prev.canonical()  # type: ignore[union-attr]
+        if winner != ev.canonical():
             report.warnings.append((n, f"duplicate id {ev.id!r} with different content: ignored"))
     report.applied += len(fresh)
     return fresh
