@@ -46,7 +46,9 @@ def make_engine(url: str) -> Engine:
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://") :]
-    return create_engine(url, pool_pre_ping=True)
+    # No server-side prepared statements: a generic plan for a 500-value IN (...) list is far
+    # slower than a custom one, and ingest sends a new list every time.
+    return create_engine(url, pool_pre_ping=True, connect_args={"prepare_threshold": None})
 
 
 def get_engine(url: str | None = None, *, migrate: bool = True) -> Engine:

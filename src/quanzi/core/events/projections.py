@@ -61,10 +61,20 @@ def bulk_insert(conn: Connection, table: Any, rows: list[dict[str, Any]], suffix
     if not rows:
         return
     cols = list(rows[0])
-    ph = "%s" if conn.dialect.name == "postgresql" else "?"
-    sql = f"INSERT INTO {table.__tablename__} ({', '.join(cols)}) VALUES ({', '.join([ph] * len(cols))}){suffix}"
+    head = f"INSERT INTO {table.__tablename__} ({', '.join(cols)}) VALUES "
     get = itemgetter(*cols)
-    conn.exec_driver_sql(sql, [get(r) for r in rows] if len(cols) > 1 else [(get(r),) for r in rows])
+    values = [get(r) for r in rows] if len(cols) > 1 else [(get(r),) for r in rows]
+    if conn.dialect.name != "postgresql":
+        conn.exec_driver_sql(head + f"({', '.join(['?'] * len(cols))}){suffix}", values)
+        return
+    # PostgreSQL: multi-row VALUES, one round trip per thousand rows (psycopg's executemany
+    # sends one statement per row).
+    one = f"({', '.join(['%s'] * len(cols))})"
+    step = min(1000, 60_000 // len(cols))
+    for i in range(0, len(values), step):
+        part = values[i : i + step]
+        flat = tuple(v for row in part for v in row)
+        conn.exec_driver_sql(head + ", ".join([one] * len(part)) + suffix, flat)
 
 
 class Identities:
