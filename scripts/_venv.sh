@@ -79,7 +79,13 @@ ensure_venv() {
     return 0
   fi
   say "installing quanzi$spec into .venv (a minute or two the first time)"
-  (cd "$QUANZI_ROOT" && "$VENV/bin/python" -m pip install -q -e "$spec")
+  # pip's output goes to a log, shown only when the install fails.
+  if ! (cd "$QUANZI_ROOT" && "$VENV/bin/python" -m pip install -e "$spec") \
+    >"$VENV/pip-install.log" 2>&1; then
+    cat "$VENV/pip-install.log" >&2
+    say "pip install failed (log: $VENV/pip-install.log)"
+    return 1
+  fi
   rm -f "$VENV"/.quanzi-installed*
   printf '%s\n' "$want" >"$VENV/.quanzi-installed${extra:+-$extra}"
 }

@@ -147,11 +147,17 @@ def _free_port() -> int:
 
 
 def _temp_base() -> str:
-    """A temp dir the `postgres` user can reach (TMPDIR may be a root-only directory)."""
-    base = tempfile.gettempdir()
-    if _is_root() and not os.stat(base).st_mode & 0o001:
-        base = "/tmp"
-    return base
+    """Where the server's files go: memory when it can (CREATE DATABASE is 4-7x faster on
+    /dev/shm than on disk here), else a temp dir the `postgres` user can reach."""
+    for base in ("/dev/shm", tempfile.gettempdir(), "/tmp"):
+        try:
+            st, fs = os.stat(base), os.statvfs(base)
+        except OSError:
+            continue
+        reachable = not _is_root() or st.st_mode & 0o001  # TMPDIR may be root-only
+        if reachable and os.access(base, os.W_OK) and fs.f_bavail * fs.f_frsize > 2 << 30:
+            return base
+    return tempfile.gettempdir()
 
 
 def url_for(host: str, port: int, dbname: str, user: str = ROLE, password: str = ROLE_PASSWORD) -> str:
@@ -193,15 +199,16 @@ class PostgresServer:
                     f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}\n{logtext}"
                 )
 
-        run([str(bindir / "initdb"), "-D", str(data), "-U", SUPERUSER, "-E", "UTF8",
-             "--locale=C", "--auth-local=trust", "--auth-host=scram-sha-256", "--no-sync"])
-
-        stop_cmd = [*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"]
+        # immediate: no shutdown checkpoint, the files are deleted next anyway.
+        stop_cmd = [*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate",
+                    "-w", "stop"]
         watchdog = subprocess.Popen(
             [sys.executable, "-c", _WATCHDOG, str(os.getpid()), str(base), *stop_cmd],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
+        run([str(bindir / "initdb"), "-D", str(data), "-U", SUPERUSER, "-E", "UTF8",
+             "--locale=C", "--auth-local=trust", "--auth-host=scram-sha-256", "--no-sync"])
         # A free port can be taken between our probe and the server's bind: try a few.
         for attempt in range(5):
             port = _free_port()
@@ -222,8 +229,7 @@ class PostgresServer:
                             "dbname": "postgres", "autocommit": True},
             url_prefix=url_for("127.0.0.1", port, ""),
             base=base,
-            _stop_cmd=[*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast",
-                       "-w", "stop"],
+            _stop_cmd=stop_cmd,
             _watchdog=watchdog,
         )
         with server.admin() as conn:

@@ -1,0 +1,333 @@
+"""Ingest and report speed on a large simulated community, against a plain SQLite baseline.
+
+    .venv/bin/python bench/ingest.py [--members 100000] [--out bench/out] [--runs 5] [--check]
+
+One run measures, on the same JSON Lines file (generated once by the demo generator and kept):
+
+  (a) baseline: json.loads per line + executemany into ONE SQLite table (id, type, ts, raw),
+      WAL, synchronous=FULL, a commit per 5,000 lines (the durability `quanzi ingest` gives);
+  (b) `quanzi ingest FILE --workspace bench` as a subprocess on a fresh SQLite file: events/s
+      (wall clock, process start and migration included), the ratio to (a), peak RSS;
+  (c) each report's latency on that data, called in-process (`run_report`), median of --runs.
+
+See bench/README.md. Targets (issue 3): ingest ≥ 20,000 events/s and ≥ 0.1 × baseline, every
+report ≤ 500 ms, peak RSS ≤ 500 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+
+from quanzi.demo.generator import estimate_events, generate_lines
+
+# Fixed, so the cached file stays valid and the window covers Double 11.
+END_DAY = date(2026, 11, 30)
+DAYS = 90
+TARGET_EVENTS_PER_S = 20_000
+TARGET_RATIO = 0.1
+TARGET_REPORT_MS = 500.0
+TARGET_RSS_MB = 500.0
+BATCH = 5000
+
+
+def events_file(out: Path, seed: int, members: int, groups: int) -> tuple[Path, int]:
+    """The community's JSON Lines, generated on first use (atomically) and then reused."""
+    path = out / f"events-s{seed}-m{members}-g{groups}-d{DAYS}-{END_DAY}.jsonl"
+    if path.exists():
+        with open(path, "rb") as fh:
+            n = sum(buf.count(b"\n") for buf in iter(lambda: fh.read(1 << 20), b""))
+        print(f"events file  {path} ({n:,} events, cached)")
+        return path, n
+    print(
+        f"generating   ~{estimate_events(members, groups, DAYS):,} events for {members:,} members …",
+        flush=True,
+    )
+    began = time.perf_counter()
+    tmp = path.with_suffix(".tmp")
+    n = 0
+    with open(tmp, "wb") as fh:
+        for line in generate_lines(
+            seed, members=members, groups=groups, days=DAYS, end_day=END_DAY
+        ):
+            fh.write(line)
+            n += 1
+    os.replace(tmp, path)
+    print(f"events file  {path} ({n:,} events, generated in {time.perf_counter() - began:.1f} s)")
+    return path, n
+
+
+def fresh_sqlite(path: Path) -> None:
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        Path(str(path) + suffix).unlink(missing_ok=True)
+
+
+def baseline(path: Path, db: Path) -> tuple[int, float]:
+    """(a) json.loads + executemany into one table; returns (rows, seconds)."""
+    fresh_sqlite(db)
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute(
+        "CREATE TABLE events (id TEXT PRIMARY KEY, type TEXT NOT NULL, ts TEXT NOT NULL, raw TEXT NOT NULL)"
+    )
+    sql = "INSERT OR IGNORE INTO events (id, type, ts, raw) VALUES (?, ?, ?, ?)"
+    began = time.perf_counter()
+    rows: list[tuple[str, str, str, str]] = []
+    n = 0
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            obj = json.loads(line)
+            rows.append((obj["id"], obj["type"], str(obj["ts"]), line))
+            if len(rows) == BATCH:
+                conn.execute("BEGIN")
+                conn.executemany(sql, rows)
+                conn.execute("COMMIT")
+                n += len(rows)
+                rows.clear()
+    if rows:
+        conn.execute("BEGIN")
+        conn.executemany(sql, rows)
+        conn.execute("COMMIT")
+        n += len(rows)
+    seconds = time.perf_counter() - began
+    conn.close()
+    return n, seconds
+
+
+def quanzi_cmd(*args: str) -> list[str]:
+    return [sys.executable, "-m", "quanzi.cli.main", *args]
+
+
+def run_child(cmd: list[str], env: dict[str, str]) -> tuple[int, float, float, str, str]:
+    """Run cmd; (exit code, seconds, peak RSS in MB of that child, stdout, stderr)."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        began = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env)
+        _pid, status, usage = os.wait4(proc.pid, 0)  # this child's own rusage, not all children's
+        seconds = time.perf_counter() - began
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        rss_mb = usage.ru_maxrss / 1024  # kilobytes on Linux
+        return proc.returncode, seconds, rss_mb, out.read().decode(), err.read().decode()
+
+
+def quanzi_ingest(path: Path, db: Path, data_dir: Path) -> dict[str, float | int]:
+    """(b) `quanzi ingest` in a subprocess on a fresh SQLite file."""
+    env = dict(os.environ)
+    env.pop("QUANZI_REDIS_URL", None)
+    env["QUANZI_DATA_DIR"] = str(data_dir)
+    env["PYTHONPATH"] = str(ROOT / "src") + os.pathsep + env.get("PYTHONPATH", "")
+    # Process start + migration alone, to show how much of (b) is fixed cost.
+    empty = data_dir / "empty.jsonl"
+    empty.write_bytes(b"")
+    startup_db = data_dir / "startup.sqlite3"
+    fresh_sqlite(startup_db)
+    env["QUANZI_DATABASE_URL"] = f"sqlite:///{startup_db}"
+    code, startup_s, _rss, _out, err = run_child(
+        quanzi_cmd("ingest", str(empty), "--workspace", "bench", "--json"), env
+    )
+    if code != 0:
+        raise SystemExit(f"quanzi ingest (empty file) failed with exit code {code}:\n{err}")
+    fresh_sqlite(db)
+    env["QUANZI_DATABASE_URL"] = f"sqlite:///{db}"
+    code, seconds, rss_mb, out, err = run_child(
+        quanzi_cmd("ingest", str(path), "--workspace", "bench", "--json"), env
+    )
+    if code != 0:
+        raise SystemExit(f"quanzi ingest failed with exit code {code}:\n{err[-4000:]}")
+    result = json.loads(out.strip().splitlines()[-1])
+    return {
+        "applied": int(result["applied"]),
+        "duplicates": int(result["duplicates"]),
+        "refused": int(result["refused"]),
+        "seconds": seconds,
+        "startup_seconds": startup_s,
+        "peak_rss_mb": rss_mb,
+    }
+
+
+def report_latencies(db: Path, runs: int) -> list[tuple[str, float, str]]:
+    """(c) each report on the ingested data, in-process: (label, median ms, params)."""
+    os.environ["QUANZI_DATABASE_URL"] = f"sqlite:///{db}"
+    from quanzi.analytics.service import run_report
+    from quanzi.config import get_settings
+    from quanzi.core.workspaces.service import get_workspace
+    from quanzi.db.engine import get_engine, session_scope
+
+    get_settings.cache_clear()
+    engine = get_engine(f"sqlite:///{db}")
+    start = END_DAY - timedelta(days=DAYS - 1)
+    as_of = f"{END_DAY + timedelta(days=1)}T00:00:00+08:00"
+    window = {"from": start.isoformat(), "to": END_DAY.isoformat()}
+    cases: list[tuple[str, str, dict[str, str]]] = [
+        ("overview", "overview", {"date": END_DAY.isoformat()}),
+        ("groups", "groups", {"date": END_DAY.isoformat()}),
+        ("invites", "invites", {**window, "as_of": as_of}),
+        ("retention", "retention", {**window, "kind": "activity", "weeks": "8", "as_of": as_of}),
+        (
+            "retention (membership)",
+            "retention",
+            {**window, "kind": "membership", "weeks": "8", "as_of": as_of},
+        ),
+        ("lifecycle", "lifecycle", window),
+        ("funnel", "funnel", {**window, "as_of": as_of}),
+        ("channels", "channels", window),
+    ]
+    out = []
+    with session_scope(engine) as session:
+        workspace = get_workspace(session, "bench")
+        for label, name, params in cases:
+            run_report(session, workspace, name, params)  # warm-up: caches, statement compilation
+            times = []
+            for _ in range(runs):
+                began = time.perf_counter()
+                run_report(session, workspace, name, params)
+                times.append((time.perf_counter() - began) * 1000)
+            out.append(
+                (label, statistics.median(times), " ".join(f"{k}={v}" for k, v in params.items()))
+            )
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--members", type=int, default=100_000, help="members in the community (default 100000)"
+    )
+    ap.add_argument(
+        "--groups", type=int, default=None, help="groups (default: members / 250, at least 24)"
+    )
+    ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument(
+        "--out",
+        type=Path,
+        default=ROOT / "bench" / "out",
+        help="where files go (default bench/out)",
+    )
+    ap.add_argument("--runs", type=int, default=5, help="timed runs per report (median; default 5)")
+    ap.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
+    args = ap.parse_args(argv)
+    groups = args.groups or max(24, args.members // 250)
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    data_dir = out / "data"
+    data_dir.mkdir(exist_ok=True)
+
+    path, n_events = events_file(out, args.seed, args.members, groups)
+    size_mb = path.stat().st_size / 1e6
+    print(
+        f"community    {args.members:,} members, {groups} groups, {DAYS} days to {END_DAY}, {size_mb:.0f} MB",
+        flush=True,
+    )
+
+    print("running      (a) baseline …", flush=True)
+    base_rows, base_s = baseline(path, out / "baseline.sqlite3")
+    base_rate = base_rows / base_s
+    print("running      (b) quanzi ingest …", flush=True)
+    ing = quanzi_ingest(path, out / "quanzi-bench.sqlite3", data_dir)
+    rate = n_events / float(ing["seconds"])
+    ratio = rate / base_rate
+    print("running      (c) reports …", flush=True)
+    reports = report_latencies(out / "quanzi-bench.sqlite3", max(1, args.runs))
+
+    rows: list[tuple[str, str, str, bool]] = []
+    rows.append(
+        (
+            "(a) baseline: json.loads + executemany, 1 table",
+            f"{base_rate:,.0f} events/s ({base_s:.1f} s)",
+            "",
+            True,
+        )
+    )
+    rows.append(
+        (
+            "(b) quanzi ingest (subprocess, fresh SQLite)",
+            f"{rate:,.0f} events/s ({float(ing['seconds']):.1f} s, of which {float(ing['startup_seconds']):.1f} s start+migrate)",
+            f"≥ {TARGET_EVENTS_PER_S:,}",
+            rate >= TARGET_EVENTS_PER_S,
+        )
+    )
+    rows.append(
+        ("    ratio to baseline", f"{ratio:.3f}", f"≥ {TARGET_RATIO}", ratio >= TARGET_RATIO)
+    )
+    rows.append(
+        (
+            "    peak RSS",
+            f"{float(ing['peak_rss_mb']):.0f} MB",
+            f"≤ {TARGET_RSS_MB:.0f} MB",
+            float(ing["peak_rss_mb"]) <= TARGET_RSS_MB,
+        )
+    )
+    rows.append(
+        (
+            "    applied / duplicates / refused",
+            f"{ing['applied']:,} / {ing['duplicates']:,} / {ing['refused']:,}",
+            f"{n_events:,} / 0 / 0",
+            ing["applied"] == n_events and ing["refused"] == 0,
+        )
+    )
+    for label, ms, _params in reports:
+        rows.append(
+            (
+                f"(c) report {label}",
+                f"{ms:,.1f} ms (median of {args.runs})",
+                f"≤ {TARGET_REPORT_MS:.0f} ms",
+                ms <= TARGET_REPORT_MS,
+            )
+        )
+
+    w0 = max(len(r[0]) for r in rows)
+    w1 = max(len(r[1]) for r in rows)
+    w2 = max(len(r[2]) for r in rows)
+    print()
+    print(f"{'measure':<{w0}}  {'figure':<{w1}}  {'target':<{w2}}  ok")
+    print(f"{'-' * w0}  {'-' * w1}  {'-' * w2}  --")
+    for label, figure, target, ok in rows:
+        print(
+            f"{label:<{w0}}  {figure:<{w1}}  {target:<{w2}}  {('yes' if ok else 'NO') if target else ''}"
+        )
+    print()
+    for label, _ms, params in reports:
+        print(f"  {label}: {params}")
+    results = {
+        "members": args.members,
+        "groups": groups,
+        "events": n_events,
+        "baseline_events_per_s": round(base_rate),
+        "ingest_events_per_s": round(rate),
+        "ingest_seconds": round(float(ing["seconds"]), 2),
+        "startup_seconds": round(float(ing["startup_seconds"]), 2),
+        "ratio": round(ratio, 4),
+        "peak_rss_mb": round(float(ing["peak_rss_mb"]), 1),
+        "applied": ing["applied"],
+        "refused": ing["refused"],
+        "reports_ms": {label: round(ms, 1) for label, ms, _p in reports},
+        "all_targets_met": all(ok for _l, _f, target, ok in rows if target),
+        "own_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+    (out / "results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+    print(f"\nresults      {out / 'results.json'}")
+    if args.check and not results["all_targets_met"]:
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
