@@ -126,6 +126,18 @@ def run_child(cmd: list[str], env: dict[str, str]) -> tuple[int, float, float, s
         return proc.returncode, seconds, rss_mb, out.read().decode(), err.read().decode()
 
 
+def ingest_child(path: Path, db: Path, env: dict[str, str]) -> tuple[float, float, dict[str, int]]:
+    """`quanzi ingest path` in a subprocess on a fresh SQLite file `db`: (seconds, peak RSS in MB,
+    the --json answer)."""
+    fresh_sqlite(db)
+    env = {**env, "QUANZI_DATABASE_URL": f"sqlite:///{db}"}
+    cmd = quanzi_cmd("ingest", str(path), "--workspace", "bench", "--json")
+    code, seconds, rss_mb, out, err = run_child(cmd, env)
+    if code != 0:
+        raise SystemExit(f"quanzi ingest {path} failed with exit code {code}:\n{err[-4000:]}")
+    return seconds, rss_mb, json.loads(out.strip().splitlines()[-1])
+
+
 def quanzi_ingest(path: Path, db: Path, data_dir: Path) -> dict[str, float | int]:
     """(b) `quanzi ingest` in a subprocess on a fresh SQLite file."""
     env = dict(os.environ)
@@ -135,26 +147,12 @@ def quanzi_ingest(path: Path, db: Path, data_dir: Path) -> dict[str, float | int
     # Process start + migration alone, to show how much of (b) is fixed cost.
     empty = data_dir / "empty.jsonl"
     empty.write_bytes(b"")
-    startup_db = data_dir / "startup.sqlite3"
-    fresh_sqlite(startup_db)
-    env["QUANZI_DATABASE_URL"] = f"sqlite:///{startup_db}"
-    code, startup_s, _rss, _out, err = run_child(
-        quanzi_cmd("ingest", str(empty), "--workspace", "bench", "--json"), env
-    )
-    if code != 0:
-        raise SystemExit(f"quanzi ingest (empty file) failed with exit code {code}:\n{err}")
-    fresh_sqlite(db)
-    env["QUANZI_DATABASE_URL"] = f"sqlite:///{db}"
-    code, seconds, rss_mb, out, err = run_child(
-        quanzi_cmd("ingest", str(path), "--workspace", "bench", "--json"), env
-    )
-    if code != 0:
-        raise SystemExit(f"quanzi ingest failed with exit code {code}:\n{err[-4000:]}")
-    result = json.loads(out.strip().splitlines()[-1])
+    startup_s, _rss, _answer = ingest_child(empty, data_dir / "startup.sqlite3", env)
+    seconds, rss_mb, answer = ingest_child(path, db, env)
     return {
-        "applied": int(result["applied"]),
-        "duplicates": int(result["duplicates"]),
-        "refused": int(result["refused"]),
+        "applied": int(answer["applied"]),
+        "duplicates": int(answer["duplicates"]),
+        "refused": int(answer["refused"]),
         "seconds": seconds,
         "startup_seconds": startup_s,
         "peak_rss_mb": rss_mb,
