@@ -70,7 +70,7 @@ _LINES_SCHEMA: dict[str, Any] = {
 _TEXT_SCHEMA: dict[str, Any] = {k: v for k, v in _LINES_SCHEMA.items() if k != "format"}
 
 INGEST_DESCRIPTION = """\
-Ingest events (the event format of the docs' `contracts/events.md`) as **JSON Lines**:
+Ingest events in the platform's event format (contracts/events.md) as **JSON Lines**:
 one JSON object per line, UTF-8. Send it as `application/x-ndjson`, `application/jsonl`,
 `text/plain` or `application/json` (the body is read as JSON Lines in every case).
 
@@ -134,7 +134,9 @@ async def _spool_body(request: Request, limit: int) -> IO[bytes]:
             spool.write(chunk)
     except ClientDisconnect:
         spool.close()
-        raise HTTPException(status_code=400, detail="the client went away before the body ended") from None
+        raise HTTPException(
+            status_code=400, detail="the client went away before the body ended"
+        ) from None
     except BaseException:
         spool.close()
         raise
@@ -159,7 +161,7 @@ def _lines(spool: IO[bytes]) -> Iterator[bytes]:
     response_model=IngestResult,
     responses={
         400: {
-            "model": IngestResult | ErrorDetail,  # type: ignore[dict-item]
+            "model": IngestResult | ErrorDetail,
             "description": "Some lines were refused (the others are applied unless strict), "
             "or the body was empty",
         },
@@ -183,7 +185,10 @@ async def post_events(
     request: Request,
     workspace: CurrentWorkspace,
     strict: Annotated[
-        bool, Query(description="Apply nothing if any line is refused (all bad lines are still reported).")
+        bool,
+        Query(
+            description="Apply nothing if any line is refused (all bad lines are still reported)."
+        ),
     ] = False,
 ) -> JSONResponse:
     _check_media_type(request)
@@ -192,7 +197,9 @@ async def post_events(
     try:
         # Synchronous SQLAlchemy: a worker thread, so the event loop keeps serving; the
         # answer waits for it, so a 2xx always means committed.
-        report = await run_in_threadpool(ingest_lines, engine, workspace.id, _lines(spool), strict=strict)
+        report = await run_in_threadpool(
+            ingest_lines, engine, workspace.id, _lines(spool), strict=strict
+        )
     finally:
         spool.close()
     body = report.as_dict()
