@@ -115,6 +115,19 @@ def test_reset_reloads_and_other_seeds_live_side_by_side(
     assert stored("w1") > 1.8 * n  # a second, separate community: its ids never collide
 
 
+def test_other_dates_for_a_loaded_community_need_reset(
+    cli: CliRunner, served: list[dict[str, Any]]
+) -> None:
+    invoke(cli, "--no-serve", "--end-day", "2026-11-22", *SMALL)
+    n = stored("default")
+    res = cli.invoke(app, ["demo", "--no-serve", "--end-day", "2026-06-30", *SMALL])
+    assert res.exit_code == 2
+    assert "ending 2026-11-22" in res.stderr and "--reset" in res.stderr
+    assert stored("default") == n
+    out = invoke(cli, "--no-serve", "--end-day", "2026-06-30", "--reset", *SMALL)
+    assert "2026-06-01 … 2026-06-30" in out
+
+
 def test_serves_afterwards(cli: CliRunner, served: list[dict[str, Any]]) -> None:
     invoke(cli, "--end-day", "2026-11-22", "--port", "8123", *SMALL)
     assert served == [{"host": "127.0.0.1", "port": 8123, "workspace_hint": "default"}]

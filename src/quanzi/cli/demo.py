@@ -66,6 +66,14 @@ def demo(
     state = demo_state(engine, ws_id, DemoSpec(seed, members, days, groups, end, activity))
     spec = state.spec
     assert spec.end_day is not None
+    if state.stored_end_day is not None and state.stored_end_day != spec.end_day:
+        err_console.print(
+            f"[red]error:[/red] workspace {workspace} already holds this demo community (seed {seed}, "
+            f"{members} members) ending {state.stored_end_day}; to load it ending {spec.end_day}, "
+            "add --reset (deletes the workspace's data) or use another --workspace.",
+            highlight=False,
+        )
+        raise typer.Exit(2)
     start_day = spec.end_day - timedelta(days=days - 1)
     window = f"{start_day} … {spec.end_day}"
     if state.complete:

@@ -30,19 +30,21 @@ from quanzi.kit.clock import from_us, zone
 class DemoState:
     """What a workspace holds of one demo community."""
 
-    spec: DemoSpec  # end_day resolved: the stored community's, else yesterday
+    spec: DemoSpec  # end_day resolved: the stored community's, else the one asked for / yesterday
     started: bool  # its first event is stored
     complete: bool  # its last event is stored (so everything before it is)
+    stored_end_day: date | None  # the end day of the community already stored, if any
 
 
 def _stored_ts_us(engine: Engine, workspace_id: int, event_id: str) -> int | None:
     # A point lookup on the (workspace_id, event_id) unique index.
     with engine.connect() as conn:
-        return conn.execute(
+        ts: int | None = conn.execute(
             select(EventRecord.ts_us).where(
                 EventRecord.workspace_id == workspace_id, EventRecord.event_id == event_id
             )
         ).scalar()
+        return ts
 
 
 def demo_state(engine: Engine, workspace_id: int, spec: DemoSpec) -> DemoState:
@@ -50,20 +52,23 @@ def demo_state(engine: Engine, workspace_id: int, spec: DemoSpec) -> DemoState:
 
     Without an explicit `end_day`, a community already (partly) stored keeps the dates it was
     generated with, so a run on a later day resumes or recognises it instead of loading a
-    second, shifted copy.
+    second, shifted copy. With one that differs from the stored community's, `stored_end_day`
+    tells the caller (the ids would collide: only --reset can change the dates).
     """
     first_us = _stored_ts_us(engine, workspace_id, spec.first_event_id)
+    stored_end: date | None = None
+    if first_us is not None:
+        first_day = from_us(first_us).astimezone(zone(TIMEZONE)).date()
+        stored_end = first_day + timedelta(days=spec.days - 1)
     if spec.end_day is None:
-        if first_us is not None:
-            first_day = from_us(first_us).astimezone(zone(TIMEZONE)).date()
-            spec = replace(spec, end_day=first_day + timedelta(days=spec.days - 1))
-        else:
-            spec = replace(spec, end_day=default_end_day())
+        spec = replace(spec, end_day=stored_end or default_end_day())
     complete = (
         first_us is not None
         and _stored_ts_us(engine, workspace_id, spec.marker_event_id) is not None
     )
-    return DemoState(spec=spec, started=first_us is not None, complete=complete)
+    return DemoState(
+        spec=spec, started=first_us is not None, complete=complete, stored_end_day=stored_end
+    )
 
 
 def demo_file(spec: DemoSpec, directory: Path | None = None) -> Path:
