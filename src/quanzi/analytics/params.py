@@ -16,6 +16,10 @@ DEFAULT_WINDOW_DAYS = 30
 MAX_WINDOW_DAYS = 3 * 366
 MAX_WEEKS = 104
 MAX_HOLD_HOURS = 24 * 366
+# Report days: wide enough for any community, narrow enough that windows, weeks and the
+# 30-day funnel stay inside the calendar.
+FIRST_DAY = date(1900, 1, 1)
+LAST_DAY = date(9998, 12, 31)
 PARAM_NAMES = ("date", "from", "to", "hold_hours", "as_of", "kind", "weeks")
 
 
@@ -42,6 +46,8 @@ def _day(name: str, value: str) -> int:
             raise ValueError
     except ValueError:
         raise InvalidParameter(f"{name}: {value!r} is not a date (use YYYY-MM-DD)") from None
+    if not FIRST_DAY <= d <= LAST_DAY:
+        raise InvalidParameter(f"{name}: {value} is outside {FIRST_DAY}..{LAST_DAY}")
     return day_number(d)
 
 

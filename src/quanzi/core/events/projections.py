@@ -38,6 +38,13 @@ NONE_CHANNEL = "(none)"
 _CHUNK = 500  # ids per IN (...) list
 
 Key = tuple[str, str]  # (platform, platform id)
+_GROUP_TYPES = frozenset(
+    {"group.created", "group.updated", "group.dismissed", "member.joined", "member.left", "message.posted"}
+)
+_MEMBER_TYPES = frozenset(
+    {"member.joined", "member.left", "message.posted", "contact.added", "contact.removed",
+     "profile.updated", "order.paid"}
+)
 
 
 def _chunks(seq: Sequence[Any], n: int = _CHUNK) -> Iterable[Sequence[Any]]:
@@ -176,13 +183,16 @@ class Applier:
         for ev in events:
             p = ev.platform
             d = ev.data
-            if "group" in d:
+            t = ev.type
+            # Only the fields the contract declares for the type: an unknown extra field
+            # (say "group" on a contact.added) is kept in the log and otherwise ignored.
+            if t in _GROUP_TYPES:
                 group_keys.add((p, d["group"]))
-            if "member" in d:
+            if t in _MEMBER_TYPES:
                 member_keys.add((p, d["member"]))
-            if d.get("inviter"):
+            if t == "member.joined" and d.get("inviter"):
                 member_keys.add((p, d["inviter"]))
-            if d.get("referrer"):
+            elif t == "order.paid" and d.get("referrer"):
                 member_keys.add((p, d["referrer"]))
         ids.ensure_groups(group_keys)
         ids.ensure_members(member_keys)
