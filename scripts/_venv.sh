@@ -78,7 +78,7 @@ ensure_venv() {
     { [ -z "$extra" ] && [ "$(cat "$VENV/.quanzi-installed-test" 2>/dev/null)" = "$want" ]; }; then
     return 0
   fi
-  say "installing quanzi$spec into .venv (a minute or two the first time)"
+  say "pip install -e '$spec' into .venv (a minute or two the first time)"
   # pip's output goes to a log, shown only when the install fails.
   if ! (cd "$QUANZI_ROOT" && "$VENV/bin/python" -m pip install -e "$spec") \
     >"$VENV/pip-install.log" 2>&1; then
