@@ -92,5 +92,5 @@ def get_report(
         "kind": kind,
         "weeks": weeks,
     }
-    with session_scope(request_engine(request)) as session:
+    with session_scope(request_engine(request), read_only=True) as session:
         return run_report(session, get_workspace(session, workspace.name), name, params)

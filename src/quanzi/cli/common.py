@@ -19,10 +19,10 @@ err_console = Console(stderr=True, soft_wrap=True)
 
 
 @contextmanager
-def cli_session() -> Iterator[Session]:
+def cli_session(*, read_only: bool = False) -> Iterator[Session]:
     """A committed-once session; user errors become a clear message and exit code 2."""
     try:
-        with session_scope() as session:
+        with session_scope(read_only=read_only) as session:
             yield session
     except QuanziError as exc:
         err_console.print(f"[red]error:[/red] {exc}", highlight=False)

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from quanzi.analytics.service import REPORT_NAMES, run_report
 from quanzi.cli.common import WorkspaceOption, cli_session, console
-from quanzi.core.workspaces.service import get_or_create_workspace
+from quanzi.core.workspaces.service import get_or_create_workspace, get_workspace
 
 
 def _pct(v: Any) -> str:
@@ -96,8 +96,9 @@ def report(
     """Print a report (contracts/metrics.md)."""
     params = {"date": date, "from": from_, "to": to, "hold_hours": hold_hours, "as_of": as_of, "kind": kind, "weeks": weeks}
     with cli_session() as session:
-        ws = get_or_create_workspace(session, workspace)
-        answer = run_report(session, ws, name, params)
+        get_or_create_workspace(session, workspace)
+    with cli_session(read_only=True) as session:
+        answer = run_report(session, get_workspace(session, workspace), name, params)
     if as_json:
         typer.echo(json.dumps(answer, ensure_ascii=False, sort_keys=False))
     else:

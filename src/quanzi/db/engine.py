@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from quanzi.config import get_settings
 
+READ_ONLY = "quanzi_read_only"
 _engines: dict[str, Engine] = {}
 _migrated: set[str] = set()
 _lock = threading.Lock()
@@ -39,9 +40,13 @@ def make_engine(url: str) -> Engine:
         def _no_autobegin(dbapi_conn: Any, _record: Any) -> None:
             dbapi_conn.isolation_level = None
 
+        # Read-only work (reports) opts out with `read_only=True` and keeps WAL's concurrent reads.
         @event.listens_for(engine, "begin")
         def _begin(conn: Any) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            if conn.get_execution_options().get(READ_ONLY):
+                conn.exec_driver_sql("BEGIN")
+            else:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     if url.startswith("postgresql://"):
@@ -74,14 +79,20 @@ def dispose_engines() -> None:
         _migrated.clear()
 
 
-def session_factory(engine: Engine | None = None) -> sessionmaker[Session]:
-    return sessionmaker(bind=engine or get_engine(), expire_on_commit=False)
+def session_factory(engine: Engine | None = None, *, read_only: bool = False) -> sessionmaker[Session]:
+    bind = engine or get_engine()
+    if read_only:
+        bind = bind.execution_options(**{READ_ONLY: True})
+    return sessionmaker(bind=bind, expire_on_commit=False)
 
 
 @contextmanager
-def session_scope(engine: Engine | None = None) -> Iterator[Session]:
-    """A session whose transaction commits once at the end, or rolls back on error."""
-    session = session_factory(engine)()
+def session_scope(engine: Engine | None = None, *, read_only: bool = False) -> Iterator[Session]:
+    """A session whose transaction commits once at the end, or rolls back on error.
+
+    `read_only` sessions do not take SQLite's write lock, so they run beside an ingest; they
+    must not write (on SQLite a deferred transaction that starts writing late can fail)."""
+    session = session_factory(engine, read_only=read_only)()
     try:
         yield session
         session.commit()

@@ -49,7 +49,7 @@ def current_workspace(
             "(create one with `quanzi token create --workspace NAME`)",
             headers=CHALLENGE,
         )
-    with session_scope(request_engine(request)) as session:
+    with session_scope(request_engine(request), read_only=True) as session:
         ws = workspace_for_token(session, credentials.credentials)
         if ws is None:
             raise HTTPException(
