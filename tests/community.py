@@ -38,7 +38,9 @@ class Community:
     def ingest(self, lines: list[str] | list[bytes], strict: bool = False) -> IngestReport:
         return ingest_lines(self.engine, self.ws_id, lines, strict=strict)
 
-    def add(self, type: str, ts: Any, platform: str = "wecom", id: str | None = None, **fields: Any) -> str:
+    def add(
+        self, type: str, ts: Any, platform: str = "wecom", id: str | None = None, **fields: Any
+    ) -> str:
         """Ingest one event (ids are generated in order unless given); returns its id."""
         self._n += 1
         eid = id or f"ev{self._n:05d}"
@@ -46,7 +48,9 @@ class Community:
         assert not rep.refused, rep.refused
         return eid
 
-    def report(self, name: str, fraud_flagged: list[str] | None = None, **params: Any) -> dict[str, Any]:
+    def report(
+        self, name: str, fraud_flagged: list[str] | None = None, **params: Any
+    ) -> dict[str, Any]:
         with session_scope(self.engine) as s:
             from quanzi.core.workspaces.models import Workspace
 
@@ -56,7 +60,9 @@ class Community:
                 s.execute(delete(InviteFlag).where(InviteFlag.workspace_id == self.ws_id))
                 for key in fraud_flagged:
                     platform = s.scalar(
-                        select(Member.platform).where(Member.workspace_id == self.ws_id, Member.member_key == key)
+                        select(Member.platform).where(
+                            Member.workspace_id == self.ws_id, Member.member_key == key
+                        )
                     )
                     flag_invite_fraud(s, self.ws_id, platform or "wecom", key)
             raw = {k.rstrip("_"): (None if v is None else str(v)) for k, v in params.items()}

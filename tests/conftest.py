@@ -20,9 +20,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pg import PostgresServer
 from sqlalchemy import Engine
 
-from pg import PostgresServer
 from quanzi.config import get_settings
 from quanzi.db.engine import dispose_engines, get_engine, make_engine
 from quanzi.db.migrate import upgrade_to_head

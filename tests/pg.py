@@ -134,8 +134,17 @@ def _ensure_system_user() -> None:
         pwd.getpwnam(SYSTEM_USER)
     except KeyError:
         subprocess.run(
-            ["useradd", "--system", "--user-group", "--no-create-home",
-             "--home-dir", "/nonexistent", "--shell", "/usr/sbin/nologin", SYSTEM_USER],
+            [
+                "useradd",
+                "--system",
+                "--user-group",
+                "--no-create-home",
+                "--home-dir",
+                "/nonexistent",
+                "--shell",
+                "/usr/sbin/nologin",
+                SYSTEM_USER,
+            ],
             check=True,
         )
 
@@ -160,7 +169,9 @@ def _temp_base() -> str:
     return tempfile.gettempdir()
 
 
-def url_for(host: str, port: int, dbname: str, user: str = ROLE, password: str = ROLE_PASSWORD) -> str:
+def url_for(
+    host: str, port: int, dbname: str, user: str = ROLE, password: str = ROLE_PASSWORD
+) -> str:
     return f"postgresql+psycopg://{user}:{password}@{host}:{port}/{dbname}"
 
 
@@ -200,33 +211,75 @@ class PostgresServer:
                 )
 
         # immediate: no shutdown checkpoint, the files are deleted next anyway.
-        stop_cmd = [*as_user, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate",
-                    "-w", "stop"]
+        stop_cmd = [
+            *as_user,
+            str(bindir / "pg_ctl"),
+            "-D",
+            str(data),
+            "-m",
+            "immediate",
+            "-w",
+            "stop",
+        ]
         watchdog = subprocess.Popen(
             [sys.executable, "-c", _WATCHDOG, str(os.getpid()), str(base), *stop_cmd],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
-        run([str(bindir / "initdb"), "-D", str(data), "-U", SUPERUSER, "-E", "UTF8",
-             "--locale=C", "--auth-local=trust", "--auth-host=scram-sha-256", "--no-sync"])
+        run(
+            [
+                str(bindir / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                SUPERUSER,
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+                "--no-sync",
+            ]
+        )
         # A free port can be taken between our probe and the server's bind: try a few.
         for attempt in range(5):
             port = _free_port()
-            settings = {**TEST_SETTINGS, "port": str(port),
-                        "unix_socket_directories": f"'{sockets}'"}
+            settings = {
+                **TEST_SETTINGS,
+                "port": str(port),
+                "unix_socket_directories": f"'{sockets}'",
+            }
             # Appended: on a retry the later port line wins.
             with open(data / "postgresql.conf", "a") as conf:
                 conf.writelines(f"{k} = {v}\n" for k, v in settings.items())
             try:
-                run([str(bindir / "pg_ctl"), "-D", str(data), "-l", str(log),
-                     "-w", "-t", "60", "start"])
+                run(
+                    [
+                        str(bindir / "pg_ctl"),
+                        "-D",
+                        str(data),
+                        "-l",
+                        str(log),
+                        "-w",
+                        "-t",
+                        "60",
+                        "start",
+                    ]
+                )
                 break
             except PostgresUnavailable:
                 if attempt == 4:
                     raise
         server = cls(
-            admin_conninfo={"host": str(sockets), "port": port, "user": SUPERUSER,
-                            "dbname": "postgres", "autocommit": True},
+            admin_conninfo={
+                "host": str(sockets),
+                "port": port,
+                "user": SUPERUSER,
+                "dbname": "postgres",
+                "autocommit": True,
+            },
             url_prefix=url_for("127.0.0.1", port, ""),
             base=base,
             _stop_cmd=stop_cmd,
@@ -246,18 +299,23 @@ class PostgresServer:
         from sqlalchemy.engine import make_url
 
         u = make_url(url).set(drivername="postgresql+psycopg")
-        conninfo = {"host": u.host or "localhost", "port": u.port or 5432, "user": u.username,
-                    "password": u.password, "dbname": u.database or "postgres",
-                    "autocommit": True}
+        conninfo = {
+            "host": u.host or "localhost",
+            "port": u.port or 5432,
+            "user": u.username,
+            "password": u.password,
+            "dbname": u.database or "postgres",
+            "autocommit": True,
+        }
         prefix = u.set(database="").render_as_string(hide_password=False).rstrip("/") + "/"
-        return cls(admin_conninfo={k: v for k, v in conninfo.items() if v is not None},
-                   url_prefix=prefix)
+        return cls(
+            admin_conninfo={k: v for k, v in conninfo.items() if v is not None}, url_prefix=prefix
+        )
 
     def stop(self) -> None:
         if self.base is None:
             return
-        subprocess.run(self._stop_cmd, cwd=self.base, stdin=subprocess.DEVNULL,
-                       capture_output=True)
+        subprocess.run(self._stop_cmd, cwd=self.base, stdin=subprocess.DEVNULL, capture_output=True)
         shutil.rmtree(self.base, ignore_errors=True)
         if self._watchdog is not None:
             self._watchdog.kill()
@@ -295,8 +353,11 @@ def main() -> None:
     server = PostgresServer.start()
     name = server.create_database("quanzi_")
     print(server.url(name), flush=True)
-    print(f"psql: psql -h {server.admin_conninfo['host']} -p {server.admin_conninfo['port']} "
-          f"-U {SUPERUSER} {name}   (Ctrl-C stops the server)", flush=True)
+    print(
+        f"psql: psql -h {server.admin_conninfo['host']} -p {server.admin_conninfo['port']} "
+        f"-U {SUPERUSER} {name}   (Ctrl-C stops the server)",
+        flush=True,
+    )
     try:
         while True:
             time.sleep(3600)

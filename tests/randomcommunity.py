@@ -64,24 +64,64 @@ def random_events(seed: int, n_members: int = 300, days: int = 40) -> list[str]:
                 f["via"] = "qrcode"
             ev("member.joined", t, **f)
             if rng.random() < 0.35:
-                ev("member.left", t + timedelta(hours=rng.choice([0, 1, 5, 71, 72, 73, 200])), platform=p, group=g,
-                   member=m, via=rng.choice(["quit", "removed"]))
+                ev(
+                    "member.left",
+                    t + timedelta(hours=rng.choice([0, 1, 5, 71, 72, 73, 200])),
+                    platform=p,
+                    group=g,
+                    member=m,
+                    via=rng.choice(["quit", "removed"]),
+                )
         if rng.random() < 0.2:
-            ev("contact.added", when(), platform=p, member=m, staff=rng.choice(staff),
-               channel=rng.choice(["store", "ad", None]))
+            ev(
+                "contact.added",
+                when(),
+                platform=p,
+                member=m,
+                staff=rng.choice(staff),
+                channel=rng.choice(["store", "ad", None]),
+            )
         for _ in range(rng.choice([0, 0, 1, 3, 8, 20])):
-            ev("message.posted", when(), platform=p, group=rng.choice(groups)[1] if rng.random() < 0.1 else g,
-               member=rng.choice([m, m, m, rng.choice(staff)]), text="你好")
+            ev(
+                "message.posted",
+                when(),
+                platform=p,
+                group=rng.choice(groups)[1] if rng.random() < 0.1 else g,
+                member=rng.choice([m, m, m, rng.choice(staff)]),
+                text="你好",
+            )
         if rng.random() < 0.2:
-            ev("profile.updated", when(), platform=p, member=m, city=rng.choice(["上海", "北京"]), attrs={"vip": True})
+            ev(
+                "profile.updated",
+                when(),
+                platform=p,
+                member=m,
+                city=rng.choice(["上海", "北京"]),
+                attrs={"vip": True},
+            )
         if rng.random() < 0.15:
             o = f"o-{m}"
             amount = rng.choice([990, 19900, 5000])
-            ev("order.paid", when(), platform=p, order=o, member=m, amount=amount,
-               referrer=rng.choice(members))
+            ev(
+                "order.paid",
+                when(),
+                platform=p,
+                order=o,
+                member=m,
+                amount=amount,
+                referrer=rng.choice(members),
+            )
             for _ in range(rng.choice([0, 0, 1, 2])):
-                ev("order.refunded", when(), platform=p, order=o, amount=rng.randrange(amount // 2 + 1))
-    lines = [json.dumps({k: v for k, v in e.items() if v is not None}, ensure_ascii=False) for e in out]
+                ev(
+                    "order.refunded",
+                    when(),
+                    platform=p,
+                    order=o,
+                    amount=rng.randrange(amount // 2 + 1),
+                )
+    lines = [
+        json.dumps({k: v for k, v in e.items() if v is not None}, ensure_ascii=False) for e in out
+    ]
     # Exact re-deliveries inside the data set.
     lines += rng.sample(lines, k=min(20, len(lines)))
     return lines

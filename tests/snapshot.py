@@ -13,8 +13,14 @@ from quanzi.core.members.models import ContactEvent, DailyActivity, Join, Leave,
 
 def projections(engine: Engine, ws: int) -> dict[str, list[tuple[Any, ...]]]:
     with engine.connect() as c:
-        groups = {r.id: (r.platform, r.group_key) for r in c.execute(select(Group).where(Group.workspace_id == ws))}
-        members = {r.id: (r.platform, r.member_key) for r in c.execute(select(Member).where(Member.workspace_id == ws))}
+        groups = {
+            r.id: (r.platform, r.group_key)
+            for r in c.execute(select(Group).where(Group.workspace_id == ws))
+        }
+        members = {
+            r.id: (r.platform, r.member_key)
+            for r in c.execute(select(Member).where(Member.workspace_id == ws))
+        }
         m = lambda i: members.get(i)  # noqa: E731
         g = lambda i: groups.get(i)  # noqa: E731
         out: dict[str, list[tuple[Any, ...]]] = {}
@@ -24,8 +30,17 @@ def projections(engine: Engine, ws: int) -> dict[str, list[tuple[Any, ...]]]:
         )
         out["members"] = sorted(
             (
-                m(r.id), r.name, r.is_staff, r.first_join_us, r.first_join_event, r.first_join_channel,
-                r.first_join_day, r.first_contact_us, r.first_contact_channel, r.first_message_us, r.channel,
+                m(r.id),
+                r.name,
+                r.is_staff,
+                r.first_join_us,
+                r.first_join_event,
+                r.first_join_channel,
+                r.first_join_day,
+                r.first_contact_us,
+                r.first_contact_channel,
+                r.first_message_us,
+                r.channel,
                 sorted((r.profile or {}).items()),
             )
             for r in c.execute(select(Member).where(Member.workspace_id == ws))
@@ -35,7 +50,17 @@ def projections(engine: Engine, ws: int) -> dict[str, list[tuple[Any, ...]]]:
             for r in c.execute(select(Membership).where(Membership.workspace_id == ws))
         )
         out["joins"] = sorted(
-            (r.event_id, g(r.group_id), m(r.member_id), r.ts_us, r.day, m(r.inviter_id), r.via, r.channel, r.is_staff)
+            (
+                r.event_id,
+                g(r.group_id),
+                m(r.member_id),
+                r.ts_us,
+                r.day,
+                m(r.inviter_id),
+                r.via,
+                r.channel,
+                r.is_staff,
+            )
             for r in c.execute(select(Join).where(Join.workspace_id == ws))
         )
         out["leaves"] = sorted(
@@ -55,8 +80,18 @@ def projections(engine: Engine, ws: int) -> dict[str, list[tuple[Any, ...]]]:
             for r in c.execute(select(GroupChange).where(GroupChange.workspace_id == ws))
         )
         out["orders"] = sorted(
-            (r.platform, r.order_key, r.event_id, m(r.member_id), r.amount_fen, r.paid_us, r.paid_day, r.campaign,
-             m(r.referrer_id), repr(r.items))
+            (
+                r.platform,
+                r.order_key,
+                r.event_id,
+                m(r.member_id),
+                r.amount_fen,
+                r.paid_us,
+                r.paid_day,
+                r.campaign,
+                m(r.referrer_id),
+                repr(r.items),
+            )
             for r in c.execute(select(Order).where(Order.workspace_id == ws))
         )
         out["refunds"] = sorted(

@@ -14,7 +14,9 @@ from sqlalchemy import inspect
 from quanzi.config import DEFAULT_TIMEZONE, Settings, get_settings
 from quanzi.db.engine import dispose_engines, get_engine
 
-PRINT_SECRET_KEY = "from quanzi.config import get_settings; print(get_settings().resolved_secret_key())"
+PRINT_SECRET_KEY = (
+    "from quanzi.config import get_settings; print(get_settings().resolved_secret_key())"
+)
 
 
 @pytest.fixture
@@ -75,7 +77,10 @@ def test_secret_key_is_the_same_in_the_next_process(data_dir: Path) -> None:
     def from_new_process() -> str:
         done = subprocess.run(
             [sys.executable, "-c", PRINT_SECRET_KEY],
-            env=os.environ.copy(), capture_output=True, text=True, check=True,
+            env=os.environ.copy(),
+            capture_output=True,
+            text=True,
+            check=True,
         )
         return done.stdout.strip()
 

@@ -7,11 +7,11 @@ from typing import Any
 import pytest
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from pg import PostgresServer
 from sqlalchemy import Engine, inspect, text
 from sqlalchemy.exc import IntegrityError
 
 import quanzi.models  # noqa: F401  (registers every table on Base.metadata)
-from pg import PostgresServer
 from quanzi.db.base import Base
 from quanzi.db.engine import dispose_engines, get_engine
 from quanzi.db.migrate import alembic_config, check, upgrade_to_head
@@ -35,7 +35,9 @@ def schema_snapshot(engine: Engine) -> dict[str, Any]:
     insp = inspect(engine)
     return {
         table: {
-            "columns": [(c["name"], str(c["type"]), c["nullable"]) for c in insp.get_columns(table)],
+            "columns": [
+                (c["name"], str(c["type"]), c["nullable"]) for c in insp.get_columns(table)
+            ],
             "pk": insp.get_pk_constraint(table)["constrained_columns"],
             "fks": sorted(str(fk["name"]) for fk in insp.get_foreign_keys(table)),
             "indexes": sorted(str(ix["name"]) for ix in insp.get_indexes(table)),

@@ -138,7 +138,7 @@ def test_rates_round_half_even_and_empty_denominators(c: Community) -> None:
     assert rows["g"]["activity_rate_7d"] == round(1 / 8, 4) == 0.125
     assert rows["g"]["ugc_share_7d"] == 1.0
     assert rows["quiet"]["ugc_share_7d"] is None and rows["quiet"]["activity_rate_7d"] == 0.0
-    for i in range(7):
+    for _ in range(7):
         c.add("message.posted", t(D, "12:00"), group="g", member="s")
     # 1 member message of 8: 0.125 exactly; and 2/3 → 0.6667
     assert rows["g"]["silent"] == 7
@@ -185,7 +185,9 @@ def _invite(c: Community, invitee: str, at: str, group: str = "g") -> None:
 def test_hold_window_boundaries(c: Community) -> None:
     c.add("member.joined", t("2026-02-01"), group="g", member="inv")
     _invite(c, "left_at_h", t(D, "10:00"))
-    c.add("member.left", "2026-03-05T10:00:00+08:00", group="g", member="left_at_h")  # exactly +72 h
+    c.add(
+        "member.left", "2026-03-05T10:00:00+08:00", group="g", member="left_at_h"
+    )  # exactly +72 h
     _invite(c, "left_after_h", t(D, "10:00"))
     c.add("member.left", "2026-03-05T10:00:01+08:00", group="g", member="left_after_h")
     _invite(c, "rejoined", t(D, "10:00"))
@@ -232,15 +234,30 @@ def test_retention_omits_empty_cohorts_and_stops_at_complete_weeks(c: Community)
     c.add("member.joined", t("2026-03-02"), group="g", member="a")
     c.add("member.joined", t("2026-03-16"), group="g", member="b")
     c.add("message.posted", t("2026-03-10"), group="g", member="a")
-    r = c.report("retention", from_="2026-03-01", to="2026-03-16", kind="activity", weeks=4,
-                 as_of="2026-03-23T00:00:00+08:00")
+    r = c.report(
+        "retention",
+        from_="2026-03-01",
+        to="2026-03-16",
+        kind="activity",
+        weeks=4,
+        as_of="2026-03-23T00:00:00+08:00",
+    )
     # W10 (03-02) and W12 (03-16); W11 had no one. 03-01 is a Sunday: its week starts before from.
-    assert r == {"kind": "activity", "cohorts": [
-        {"week": "2026-W10", "size": 1, "retained": [0, 1, 0]},
-        {"week": "2026-W12", "size": 1, "retained": [0]},
-    ]}
-    m = c.report("retention", from_="2026-03-01", to="2026-03-16", kind="membership", weeks=2,
-                 as_of="2026-03-23T00:00:00+08:00")
+    assert r == {
+        "kind": "activity",
+        "cohorts": [
+            {"week": "2026-W10", "size": 1, "retained": [0, 1, 0]},
+            {"week": "2026-W12", "size": 1, "retained": [0]},
+        ],
+    }
+    m = c.report(
+        "retention",
+        from_="2026-03-01",
+        to="2026-03-16",
+        kind="membership",
+        weeks=2,
+        as_of="2026-03-23T00:00:00+08:00",
+    )
     assert m["cohorts"] == [
         {"week": "2026-W10", "size": 1, "retained": [1, 1]},
         {"week": "2026-W12", "size": 1, "retained": [1]},
@@ -255,10 +272,12 @@ def test_lifecycle_whole_weeks_and_earlier_activity(c: Community) -> None:
     c.add("message.posted", t("2026-03-08", "23:00"), group="g", member="b")  # W10 new
     c.add("message.posted", t("2026-03-09", "08:00"), group="g", member="b")  # W11 returning
     lc = c.report("lifecycle", from_="2026-03-04", to="2026-03-10")
-    assert lc == {"weeks": [
-        {"week": "2026-W10", "new": 1, "returning": 0, "resurrecting": 1, "dormant": 0},
-        {"week": "2026-W11", "new": 0, "returning": 1, "resurrecting": 0, "dormant": 1},
-    ]}
+    assert lc == {
+        "weeks": [
+            {"week": "2026-W10", "new": 1, "returning": 0, "resurrecting": 1, "dormant": 0},
+            {"week": "2026-W11", "new": 0, "returning": 1, "resurrecting": 0, "dormant": 1},
+        ]
+    }
 
 
 # -- Funnel, channels, money --------------------------------------------------------------------
@@ -267,15 +286,30 @@ def test_lifecycle_whole_weeks_and_earlier_activity(c: Community) -> None:
 def test_funnel_window_boundaries(c: Community) -> None:
     fj = "2026-03-02T10:00:00+08:00"
     c.add("member.joined", fj, group="g", member="a", inviter=None)
-    c.add("message.posted", "2026-03-09T10:00:00+08:00", group="g", member="a")  # fj + 7 d: activated
+    c.add(
+        "message.posted", "2026-03-09T10:00:00+08:00", group="g", member="a"
+    )  # fj + 7 d: activated
     c.add("member.joined", fj, group="g", member="b")
-    c.add("message.posted", "2026-03-09T10:00:01+08:00", group="g", member="b")  # just after: retained only
+    c.add(
+        "message.posted", "2026-03-09T10:00:01+08:00", group="g", member="b"
+    )  # just after: retained only
     c.add("member.joined", fj, group="g", member="r")
     c.add("message.posted", fj, group="g", member="r")
-    c.add("message.posted", "2026-04-01T10:00:00+08:00", group="g", member="r")  # fj + 30 d: retained
-    c.add("order.paid", "2026-04-01T10:00:00+08:00", order="o1", member="r", amount=100)  # fj + 30 d
+    c.add(
+        "message.posted", "2026-04-01T10:00:00+08:00", group="g", member="r"
+    )  # fj + 30 d: retained
+    c.add(
+        "order.paid", "2026-04-01T10:00:00+08:00", order="o1", member="r", amount=100
+    )  # fj + 30 d
     c.add("order.paid", "2026-04-01T10:00:01+08:00", order="o2", member="b", amount=100)  # too late
-    c.add("member.joined", "2026-04-01T10:00:00+08:00", group="g", member="x", inviter="a", via="invite")
+    c.add(
+        "member.joined",
+        "2026-04-01T10:00:00+08:00",
+        group="g",
+        member="x",
+        inviter="a",
+        via="invite",
+    )
     f = c.report("funnel", from_="2026-03-02", to="2026-03-02", as_of="2026-05-01T00:00:00Z")
     assert f == {"acquired": 3, "activated": 2, "retained": 1, "revenue": 1, "referral": 1}
 
@@ -291,7 +325,11 @@ def test_refunds_whenever_made_and_net_channel_revenue(c: Community) -> None:
     c.add("order.refunded", t(D, "09:00"), order="o3", amount=50)  # refund before its order arrives
     c.add("order.paid", t(D, "08:00"), order="o3", member="a", amount=50)
     ch = c.report("channels", from_=D, to=D)
-    assert ch == {"channels": [{"channel": "ad", "acquired": 1, "activated": 0, "revenue_members": 1, "revenue": 300}]}
+    assert ch == {
+        "channels": [
+            {"channel": "ad", "acquired": 1, "activated": 0, "revenue_members": 1, "revenue": 300}
+        ]
+    }
     ov_day = c.report("funnel", from_=D, to=D)
     assert ov_day["revenue"] == 1
 
@@ -299,7 +337,9 @@ def test_refunds_whenever_made_and_net_channel_revenue(c: Community) -> None:
 def test_channels_first_touch_without_fallback(c: Community) -> None:
     c.add("contact.added", t(D, "08:00"), member="a", staff="s1")  # first touch, no channel
     c.add("member.joined", t(D), group="g", member="a", channel="ad")
-    c.add("contact.added", t(D, "08:00"), member="only_contact", staff="s1", channel="ad")  # never joined
+    c.add(
+        "contact.added", t(D, "08:00"), member="only_contact", staff="s1", channel="ad"
+    )  # never joined
     c.add("member.joined", t(D), group="g", member="b", channel="ad")
     c.add("contact.added", t(D, "11:00"), member="b", staff="s1", channel="later")  # after the join
     ch = c.report("channels", from_=D, to=D)["channels"]

@@ -69,12 +69,20 @@ def test_any_order_same_answers(engine: Engine, seed: int) -> None:
     for case in CASES:
         params = dict(case["params"])
         flagged = params.pop("fraud_flagged", [])
-        assert c.report(case["report"], fraud_flagged=flagged, **params) == case["answer"], _case_id(case)
+        assert c.report(case["report"], fraud_flagged=flagged, **params) == case["answer"], (
+            _case_id(case)
+        )
 
 
 def test_resending_changes_nothing(worked: Community) -> None:
-    before = [worked.report(c["report"], **{k: v for k, v in c["params"].items() if k != "fraud_flagged"}) for c in CASES]
+    before = [
+        worked.report(c["report"], **{k: v for k, v in c["params"].items() if k != "fraud_flagged"})
+        for c in CASES
+    ]
     again = worked.ingest(worked_lines())
     assert (again.applied, again.duplicates) == (0, 53)
-    after = [worked.report(c["report"], **{k: v for k, v in c["params"].items() if k != "fraud_flagged"}) for c in CASES]
+    after = [
+        worked.report(c["report"], **{k: v for k, v in c["params"].items() if k != "fraud_flagged"})
+        for c in CASES
+    ]
     assert after == before

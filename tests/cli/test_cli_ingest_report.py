@@ -31,9 +31,29 @@ REPORT_ARGS = [
     ["overview", "--date", "2026-01-20"],
     ["groups", "--date", "2026-01-25"],
     ["invites", "--from", "2026-01-05", "--to", "2026-02-13", "--as-of", AS_OF],
-    ["invites", "--from", "2026-01-05", "--to", "2026-02-13", "--as-of", "2026-01-20T00:00:00Z", "--hold-hours", "120"],
+    [
+        "invites",
+        "--from",
+        "2026-01-05",
+        "--to",
+        "2026-02-13",
+        "--as-of",
+        "2026-01-20T00:00:00Z",
+        "--hold-hours",
+        "120",
+    ],
     ["retention", "--from", "2026-01-05", "--to", "2026-02-13", "--weeks", "4", "--as-of", AS_OF],
-    ["retention", "--from", "2026-01-05", "--to", "2026-02-13", "--kind", "membership", "--as-of", AS_OF],
+    [
+        "retention",
+        "--from",
+        "2026-01-05",
+        "--to",
+        "2026-02-13",
+        "--kind",
+        "membership",
+        "--as-of",
+        AS_OF,
+    ],
     ["lifecycle", "--from", "2026-01-05", "--to", "2026-02-13"],
     ["funnel", "--from", "2026-01-05", "--to", "2026-02-13", "--as-of", AS_OF],
     ["channels", "--from", "2026-01-05", "--to", "2026-02-13"],
@@ -63,7 +83,9 @@ def all_reports(runner: CliRunner, workspace: str) -> bytes:
     return "".join(out).encode()
 
 
-def test_shuffled_and_split_files_give_byte_identical_reports(cli: CliRunner, tmp_path: Path) -> None:
+def test_shuffled_and_split_files_give_byte_identical_reports(
+    cli: CliRunner, tmp_path: Path
+) -> None:
     lines = random_events(3, n_members=400)
     whole = tmp_path / "whole.jsonl"
     whole.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -86,7 +108,10 @@ def test_shuffled_and_split_files_give_byte_identical_reports(cli: CliRunner, tm
 def test_ingest_reports_refused_lines_and_exits_non_zero(cli: CliRunner, tmp_path: Path) -> None:
     f = tmp_path / "mixed.jsonl"
     good = worked_lines()[:5]
-    f.write_text("\n".join([good[0], '{"id": "x", "type": "order.paid"}', *good[1:]]) + "\n", encoding="utf-8")
+    f.write_text(
+        "\n".join([good[0], '{"id": "x", "type": "order.paid"}', *good[1:]]) + "\n",
+        encoding="utf-8",
+    )
     code, out, err = run(cli, "ingest", str(f))
     assert code == 1
     assert "applied 5, duplicates 0, refused 1" in out
@@ -149,7 +174,9 @@ def test_kill_9_mid_ingest_loses_nothing_acknowledged_and_half_applies_nothing(
     assert proc.returncode == -signal.SIGKILL, "the ingest finished before it could be killed"
     with engine.connect() as c:
         ws_id = c.scalar(select(Workspace.id).where(Workspace.name == "crash"))
-        stored = c.scalar(select(func.count()).select_from(EventRecord).where(EventRecord.workspace_id == ws_id))
+        stored = c.scalar(
+            select(func.count()).select_from(EventRecord).where(EventRecord.workspace_id == ws_id)
+        )
     assert 0 < stored < len(set(lines))
     # No partial line: the projections are exactly those of the events that were logged.
     after_crash = projections(engine, ws_id)

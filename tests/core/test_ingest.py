@@ -16,17 +16,44 @@ from quanzi.core.events.projections import rebuild
 
 def _count_events(engine: Engine, ws: int) -> int:
     with engine.connect() as c:
-        return int(c.scalar(select(func.count()).select_from(EventRecord).where(EventRecord.workspace_id == ws)) or 0)
+        return int(
+            c.scalar(
+                select(func.count()).select_from(EventRecord).where(EventRecord.workspace_id == ws)
+            )
+            or 0
+        )
 
 
 def test_bad_lines_refused_one_by_one_good_lines_applied(engine: Engine) -> None:
     c = Community(engine)
     lines = [
-        line(id="a", type="member.joined", ts="2026-01-01T10:00:00Z", platform="wecom", group="g", member="m"),
+        line(
+            id="a",
+            type="member.joined",
+            ts="2026-01-01T10:00:00Z",
+            platform="wecom",
+            group="g",
+            member="m",
+        ),
         "{broken",
         "",
-        line(id="b", type="order.paid", ts="2026-01-01T10:00:00Z", platform="wecom", order="o", member="m", amount=1.5),
-        line(id="c", type="message.posted", ts="2026-01-01T11:00:00Z", platform="wecom", group="g", member="m"),
+        line(
+            id="b",
+            type="order.paid",
+            ts="2026-01-01T10:00:00Z",
+            platform="wecom",
+            order="o",
+            member="m",
+            amount=1.5,
+        ),
+        line(
+            id="c",
+            type="message.posted",
+            ts="2026-01-01T11:00:00Z",
+            platform="wecom",
+            group="g",
+            member="m",
+        ),
     ]
     rep = c.ingest(lines)
     assert (rep.applied, rep.duplicates) == (2, 0)
@@ -59,8 +86,22 @@ def test_strict_across_batches_rolls_everything_back(engine: Engine) -> None:
 
 def test_same_id_different_content_first_wins_with_warning(engine: Engine) -> None:
     c = Community(engine)
-    first = line(id="x", type="member.joined", ts="2026-01-01T10:00:00Z", platform="wecom", group="g1", member="m")
-    other = line(id="x", type="member.joined", ts="2026-01-01T10:00:00Z", platform="wecom", group="g2", member="m")
+    first = line(
+        id="x",
+        type="member.joined",
+        ts="2026-01-01T10:00:00Z",
+        platform="wecom",
+        group="g1",
+        member="m",
+    )
+    other = line(
+        id="x",
+        type="member.joined",
+        ts="2026-01-01T10:00:00Z",
+        platform="wecom",
+        group="g2",
+        member="m",
+    )
     same_reformatted = json.dumps(json.loads(first), indent=None, separators=(", ", ": "))
     rep = c.ingest([first])
     rep2 = c.ingest([other, same_reformatted])
@@ -72,7 +113,15 @@ def test_same_id_different_content_first_wins_with_warning(engine: Engine) -> No
 
 def test_unknown_fields_are_kept_in_the_raw_log(engine: Engine) -> None:
     c = Community(engine)
-    raw = line(id="u", type="group.created", ts=1, platform="wecom", group="g", name="n", future_field={"x": [1, 2]})
+    raw = line(
+        id="u",
+        type="group.created",
+        ts=1,
+        platform="wecom",
+        group="g",
+        name="n",
+        future_field={"x": [1, 2]},
+    )
     c.ingest([raw])
     with engine.connect() as conn:
         stored = conn.scalar(select(EventRecord.raw).where(EventRecord.event_id == "u"))
@@ -123,8 +172,19 @@ def test_rebuild_keeps_operator_marks(engine: Engine) -> None:
     c.ingest(worked_lines())
     with session_scope(engine) as s:
         mark_staff(s, c.ws_id, "wecom", "wm_a")
-    before = c.report("invites", from_="2025-12-22", to="2026-01-07", as_of="2026-01-08T00:00:00+08:00",
-                      fraud_flagged=["wm_f"])
+    before = c.report(
+        "invites",
+        from_="2025-12-22",
+        to="2026-01-07",
+        as_of="2026-01-08T00:00:00+08:00",
+        fraud_flagged=["wm_f"],
+    )
     rebuild(engine, c.ws_id)
-    after = c.report("invites", from_="2025-12-22", to="2026-01-07", as_of="2026-01-08T00:00:00+08:00")
-    assert after == before == {"inviters": [{"inviter": "wm_b", "raw": 2, "new": 2, "valid": 0, "pending": 1}]}
+    after = c.report(
+        "invites", from_="2025-12-22", to="2026-01-07", as_of="2026-01-08T00:00:00+08:00"
+    )
+    assert (
+        after
+        == before
+        == {"inviters": [{"inviter": "wm_b", "raw": 2, "new": 2, "valid": 0, "pending": 1}]}
+    )

@@ -71,13 +71,17 @@ def parse_params(raw: dict[str, Any], calendar: LocalCalendar) -> ReportParams:
     from = to - 29 days; hold_hours 72; as_of now; kind activity; weeks 8."""
     unknown = sorted(k for k in raw if k not in PARAM_NAMES and raw[k] not in (None, ""))
     if unknown:
-        raise InvalidParameter(f"unknown parameter {unknown[0]!r} (known: {', '.join(PARAM_NAMES)})")
+        raise InvalidParameter(
+            f"unknown parameter {unknown[0]!r} (known: {', '.join(PARAM_NAMES)})"
+        )
     vals = {k: (None if raw.get(k) in (None, "") else raw.get(k)) for k in PARAM_NAMES}
     yesterday = calendar.today() - 1
     day = _day("date", str(vals["date"])) if vals["date"] is not None else yesterday
     to_day = _day("to", str(vals["to"])) if vals["to"] is not None else yesterday
     from_day = (
-        _day("from", str(vals["from"])) if vals["from"] is not None else to_day - (DEFAULT_WINDOW_DAYS - 1)
+        _day("from", str(vals["from"]))
+        if vals["from"] is not None
+        else to_day - (DEFAULT_WINDOW_DAYS - 1)
     )
     if from_day > to_day:
         raise InvalidParameter(
@@ -85,7 +89,11 @@ def parse_params(raw: dict[str, Any], calendar: LocalCalendar) -> ReportParams:
         )
     if to_day - from_day + 1 > MAX_WINDOW_DAYS:
         raise InvalidParameter(f"the window from..to is longer than {MAX_WINDOW_DAYS} days")
-    hold = _int("hold_hours", vals["hold_hours"], 0, MAX_HOLD_HOURS) if vals["hold_hours"] is not None else DEFAULT_HOLD_HOURS
+    hold = (
+        _int("hold_hours", vals["hold_hours"], 0, MAX_HOLD_HOURS)
+        if vals["hold_hours"] is not None
+        else DEFAULT_HOLD_HOURS
+    )
     if vals["as_of"] is None:
         as_of = now_us()
     else:
@@ -103,11 +111,11 @@ def parse_params(raw: dict[str, Any], calendar: LocalCalendar) -> ReportParams:
     kind = str(vals["kind"]) if vals["kind"] is not None else "activity"
     if kind not in ("activity", "membership"):
         raise InvalidParameter(f"kind must be activity or membership (got {kind!r})")
-    weeks = _int("weeks", vals["weeks"], 1, MAX_WEEKS) if vals["weeks"] is not None else DEFAULT_WEEKS
+    weeks = (
+        _int("weeks", vals["weeks"], 1, MAX_WEEKS) if vals["weeks"] is not None else DEFAULT_WEEKS
+    )
     return ReportParams(day, from_day, to_day, hold, as_of, kind, weeks)
 
 
 def iso(day: int) -> str:
     return day_date(day).isoformat()
-
-

@@ -64,9 +64,9 @@ def groups_existing_at(s: Session, ws: int, end_us: int) -> list[Any]:
 def group_names_at(s: Session, ws: int, end_us: int) -> dict[int, str]:
     """The last name set before `end_us`, per group, by (ts, event id)."""
     best: dict[int, tuple[tuple[int, str], str]] = {}
-    q = select(GroupChange.group_id, GroupChange.ts_us, GroupChange.event_id, GroupChange.value).where(
-        GroupChange.workspace_id == ws, GroupChange.field == "name", GroupChange.ts_us < end_us
-    )
+    q = select(
+        GroupChange.group_id, GroupChange.ts_us, GroupChange.event_id, GroupChange.value
+    ).where(GroupChange.workspace_id == ws, GroupChange.field == "name", GroupChange.ts_us < end_us)
     for gid, ts, eid, value in s.execute(q):
         if gid not in best or (ts, eid) > best[gid][0]:
             best[gid] = ((ts, eid), value)
@@ -74,8 +74,10 @@ def group_names_at(s: Session, ws: int, end_us: int) -> dict[int, str]:
 
 
 def new_members_on(s: Session, ws: int, day: int) -> int:
-    q = select(func.count()).select_from(Member).where(
-        Member.workspace_id == ws, _not_staff(), Member.first_join_day == day
+    q = (
+        select(func.count())
+        .select_from(Member)
+        .where(Member.workspace_id == ws, _not_staff(), Member.first_join_day == day)
     )
     return int(s.scalar(q) or 0)
 
@@ -147,7 +149,11 @@ def group_presence(s: Session, ws: int, end_us: int, day: int) -> dict[int, tupl
             DailyActivity.member_id,
             func.max(DailyActivity.day).label("last_day"),
         )
-        .where(DailyActivity.workspace_id == ws, DailyActivity.day >= day - 29, DailyActivity.day <= day)
+        .where(
+            DailyActivity.workspace_id == ws,
+            DailyActivity.day >= day - 29,
+            DailyActivity.day <= day,
+        )
         .group_by(DailyActivity.group_id, DailyActivity.member_id)
         .subquery("last")
     )
@@ -159,7 +165,9 @@ def group_presence(s: Session, ws: int, end_us: int, day: int) -> dict[int, tupl
             func.sum(case((last.c.last_day.is_(None), 1), else_=0)),
         )
         .select_from(cur)
-        .outerjoin(last, and_(last.c.group_id == cur.c.group_id, last.c.member_id == cur.c.member_id))
+        .outerjoin(
+            last, and_(last.c.group_id == cur.c.group_id, last.c.member_id == cur.c.member_id)
+        )
         .group_by(cur.c.group_id)
     )
     return {g: (int(n), int(a or 0), int(sl or 0)) for g, n, a, sl in s.execute(q)}
@@ -179,14 +187,29 @@ class InviteFact:
     flagged: bool
 
     def valid(self, hold_us: int, as_of_us: int) -> bool:
-        return self.is_new and not self.flagged and not self.left_within_hold and self.joined_us + hold_us <= as_of_us
+        return (
+            self.is_new
+            and not self.flagged
+            and not self.left_within_hold
+            and self.joined_us + hold_us <= as_of_us
+        )
 
     def pending(self, hold_us: int, as_of_us: int) -> bool:
-        return self.is_new and not self.flagged and not self.left_within_hold and self.joined_us + hold_us > as_of_us
+        return (
+            self.is_new
+            and not self.flagged
+            and not self.left_within_hold
+            and self.joined_us + hold_us > as_of_us
+        )
 
 
 def invite_facts(
-    s: Session, ws: int, lo_day: int, hi_day: int, hold_us: int, inviter_ids: Sequence[int] | None = None
+    s: Session,
+    ws: int,
+    lo_day: int,
+    hi_day: int,
+    hold_us: int,
+    inviter_ids: Sequence[int] | None = None,
 ) -> list[InviteFact]:
     """Raw invites whose join falls on local days lo..hi (optionally only of some inviters)."""
     invitee = aliased(Member)
@@ -228,7 +251,18 @@ def invite_facts(
     for chunk in chunks:
         qq = q if chunk is None else q.where(Join.inviter_id.in_(chunk))
         for row in s.execute(qq):
-            out.append(InviteFact(row[0], row[1], row[2], row[3], row[4], bool(row[5]), bool(row[6]), bool(row[7])))
+            out.append(
+                InviteFact(
+                    int(row[0] or 0),
+                    row[1],
+                    row[2],
+                    int(row[3]),
+                    int(row[4]),
+                    bool(row[5]),
+                    bool(row[6]),
+                    bool(row[7]),
+                )
+            )
     return out
 
 
@@ -256,7 +290,11 @@ def acquired_members(s: Session, ws: int, lo_day: int, hi_day: int) -> list[Any]
         da.first_us <= fj + day30,
     )
     q = select(
-        Member.id, Member.first_join_us, Member.channel, activated.label("act"), retained.label("ret")
+        Member.id,
+        Member.first_join_us,
+        Member.channel,
+        activated.label("act"),
+        retained.label("ret"),
     ).where(
         Member.workspace_id == ws,
         _not_staff(),
@@ -279,9 +317,15 @@ def net_orders(s: Session, ws: int, lo_us: int, hi_us: int) -> list[tuple[int, i
     q = (
         select(Order.member_id, Order.paid_us, Order.amount_fen - total)
         .outerjoin(
-            refunded, and_(refunded.c.platform == Order.platform, refunded.c.order_key == Order.order_key)
+            refunded,
+            and_(refunded.c.platform == Order.platform, refunded.c.order_key == Order.order_key),
         )
-        .where(Order.workspace_id == ws, Order.paid_us >= lo_us, Order.paid_us <= hi_us, total < Order.amount_fen)
+        .where(
+            Order.workspace_id == ws,
+            Order.paid_us >= lo_us,
+            Order.paid_us <= hi_us,
+            total < Order.amount_fen,
+        )
     )
     return [(int(m), int(t), int(n)) for m, t, n in s.execute(q)]
 
@@ -291,19 +335,29 @@ def cohorts(s: Session, ws: int, lo_day: int, hi_day: int) -> dict[int, int]:
     wk = week_expr(Member.first_join_day)
     q = (
         select(wk, func.count())
-        .where(Member.workspace_id == ws, _not_staff(), Member.first_join_day >= lo_day, Member.first_join_day <= hi_day)
+        .where(
+            Member.workspace_id == ws,
+            _not_staff(),
+            Member.first_join_day >= lo_day,
+            Member.first_join_day <= hi_day,
+        )
         .group_by(wk)
     )
     return {int(w): int(n) for w, n in s.execute(q)}
 
 
-def activity_retention(s: Session, ws: int, lo_day: int, hi_day: int, last_day: int) -> dict[tuple[int, int], int]:
+def activity_retention(
+    s: Session, ws: int, lo_day: int, hi_day: int, last_day: int
+) -> dict[tuple[int, int], int]:
     """Members active (anywhere) per (cohort Monday, activity Monday)."""
     cw = week_expr(Member.first_join_day)
     aw = week_expr(DailyActivity.day)
     q = (
         select(cw, aw, func.count(distinct(Member.id)))
-        .join(DailyActivity, and_(DailyActivity.member_id == Member.id, DailyActivity.workspace_id == ws))
+        .join(
+            DailyActivity,
+            and_(DailyActivity.member_id == Member.id, DailyActivity.workspace_id == ws),
+        )
         .where(
             Member.workspace_id == ws,
             _not_staff(),
@@ -327,7 +381,9 @@ def membership_retention(
     weeks = union_all(
         *[
             select(
-                literal(c, Integer).label("cw"), literal(k, Integer).label("k"), literal(e).label("end_us")
+                literal(c, Integer).label("cw"),
+                literal(k, Integer).label("k"),
+                literal(e).label("end_us"),
             )
             for c, k, e in ends
         ]
@@ -344,7 +400,12 @@ def membership_retention(
                 or_(Membership.left_us.is_(None), Membership.left_us >= weeks.c.end_us),
             ),
         )
-        .where(Member.workspace_id == ws, _not_staff(), Member.first_join_day >= lo_day, Member.first_join_day <= hi_day)
+        .where(
+            Member.workspace_id == ws,
+            _not_staff(),
+            Member.first_join_day >= lo_day,
+            Member.first_join_day <= hi_day,
+        )
         .group_by(weeks.c.cw, weeks.c.k)
     )
     return {(int(c), int(k)): int(n) for c, k, n in s.execute(q)}
@@ -356,7 +417,12 @@ def member_weeks(s: Session, ws: int, lo_day: int, hi_day: int) -> list[tuple[in
     q = (
         select(DailyActivity.member_id, aw)
         .join(Member, Member.id == DailyActivity.member_id)
-        .where(DailyActivity.workspace_id == ws, _not_staff(), DailyActivity.day >= lo_day, DailyActivity.day <= hi_day)
+        .where(
+            DailyActivity.workspace_id == ws,
+            _not_staff(),
+            DailyActivity.day >= lo_day,
+            DailyActivity.day <= hi_day,
+        )
         .distinct()
     )
     return [(int(m), int(w)) for m, w in s.execute(q)]

@@ -25,7 +25,9 @@ def _rate(num: int, den: int) -> float:
     return round(num / den, 4) if den else 0.0
 
 
-def run_report(session: Session, workspace: Workspace, name: str, raw_params: dict[str, Any]) -> dict[str, Any]:
+def run_report(
+    session: Session, workspace: Workspace, name: str, raw_params: dict[str, Any]
+) -> dict[str, Any]:
     """Answer report `name` with parameters given as strings (date, from, to, hold_hours, as_of,
     kind, weeks; absent or None = default). Raises InvalidParameter with a clear message."""
     fn = _REPORTS.get(name)
@@ -63,7 +65,7 @@ def groups(s: Session, ws: int, cal: LocalCalendar, p: ReportParams) -> dict[str
     messages = repo.group_messages(s, ws, d - 6, d)
     presence = repo.group_presence(s, ws, end, d)
     rows = []
-    for gid, platform, key in sorted(existing, key=lambda r: (r.group_key, r.platform)):
+    for gid, _platform, key in sorted(existing, key=lambda r: (r.group_key, r.platform)):
         size, active, silent = presence.get(gid, (0, 0, 0))
         all_msgs, member_msgs = messages.get(gid, (0, 0))
         rows.append(
@@ -127,15 +129,20 @@ def retention(s: Session, ws: int, cal: LocalCalendar, p: ReportParams) -> dict[
     if p.kind == "activity":
         last_day = max((cw + 7 * complete[cw] - 1 for cw in sizes), default=lo)
         counts = repo.activity_retention(s, ws, lo, hi, last_day)
-        retained = {cw: [counts.get((cw, cw + 7 * k), 0) for k in range(complete[cw])] for cw in sizes}
+        retained = {
+            cw: [counts.get((cw, cw + 7 * k), 0) for k in range(complete[cw])] for cw in sizes
+        }
     else:
-        ends = [(cw, k, cal.day_start_us(cw + 7 * (k + 1))) for cw in sizes for k in range(complete[cw])]
+        ends = [
+            (cw, k, cal.day_start_us(cw + 7 * (k + 1))) for cw in sizes for k in range(complete[cw])
+        ]
         counts = repo.membership_retention(s, ws, lo, hi, ends)
         retained = {cw: [counts.get((cw, k), 0) for k in range(complete[cw])] for cw in sizes}
     return {
         "kind": p.kind,
         "cohorts": [
-            {"week": week_label(cw), "size": sizes[cw], "retained": retained[cw]} for cw in sorted(sizes)
+            {"week": week_label(cw), "size": sizes[cw], "retained": retained[cw]}
+            for cw in sorted(sizes)
         ],
     }
 
@@ -148,7 +155,8 @@ def lifecycle(s: Session, ws: int, cal: LocalCalendar, p: ReportParams) -> dict[
         active[wk].add(member)
     members = set().union(*active.values()) if active else set()
     first_msg_week = {
-        m: week_start(cal.day_of(t)) for m, t in repo.first_message_instants(s, ws, sorted(members)).items()
+        m: week_start(cal.day_of(t))
+        for m, t in repo.first_message_instants(s, ws, sorted(members)).items()
     }
     weeks = []
     for wk in range(first_week, last_week + 1, 7):
@@ -232,7 +240,13 @@ def channels(s: Session, ws: int, cal: LocalCalendar, p: ReportParams) -> dict[s
     ordered = sorted(per.items(), key=lambda kv: (-kv[1][0], kv[0]))
     return {
         "channels": [
-            {"channel": ch, "acquired": c[0], "activated": c[1], "revenue_members": c[2], "revenue": c[3]}
+            {
+                "channel": ch,
+                "acquired": c[0],
+                "activated": c[1],
+                "revenue_members": c[2],
+                "revenue": c[3],
+            }
             for ch, c in ordered
         ]
     }

@@ -23,7 +23,9 @@ member_app = typer.Typer(help="Operator marks on members.", no_args_is_help=True
 @workspace_app.command("create")
 def workspace_create(
     name: str,
-    timezone: str = typer.Option(None, "--timezone", help="IANA time zone (default Asia/Shanghai)."),
+    timezone: str = typer.Option(
+        None, "--timezone", help="IANA time zone (default Asia/Shanghai)."
+    ),
 ) -> None:
     """Create a workspace."""
     with cli_session() as session:
@@ -37,7 +39,11 @@ def workspace_list() -> None:
     with cli_session() as session:
         t = Table("name", "time zone", "events")
         for ws in workspaces.list_workspaces(session):
-            n = session.scalar(select(func.count()).select_from(EventRecord).where(EventRecord.workspace_id == ws.id))
+            n = session.scalar(
+                select(func.count())
+                .select_from(EventRecord)
+                .where(EventRecord.workspace_id == ws.id)
+            )
             t.add_row(ws.name, ws.timezone, str(n))
         console.print(t)
 
@@ -64,15 +70,23 @@ def token_create(
         ws = workspaces.get_or_create_workspace(session, workspace)
         token = workspaces.create_token(session, ws, name)
     typer.echo(token)
-    err_console.print(f"token for workspace {workspace}: use it as 'Authorization: Bearer <token>'", highlight=False)
+    err_console.print(
+        f"token for workspace {workspace}: use it as 'Authorization: Bearer <token>'",
+        highlight=False,
+    )
 
 
 def _rebuild(ws_id: int) -> int:
     engine = get_engine()
     with cli_session() as session:
-        total = session.scalar(select(func.count()).select_from(EventRecord).where(EventRecord.workspace_id == ws_id))
+        total = session.scalar(
+            select(func.count()).select_from(EventRecord).where(EventRecord.workspace_id == ws_id)
+        )
     with Progress(
-        TextColumn("[bold]重建 rebuild"), BarColumn(), MofNCompleteColumn(), console=err_console,
+        TextColumn("[bold]重建 rebuild"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=err_console,
         disable=not err_console.is_terminal,
     ) as progress:
         task = progress.add_task("rebuild", total=total)
@@ -87,23 +101,35 @@ def rebuild(workspace: str = WorkspaceOption) -> None:
     console.print(f"workspace {workspace}: rebuilt from {n} events", highlight=False)
 
 
-PlatformOption = typer.Option(..., "--platform", "-p", help="Platform of the member id (wecom, telegram, …).")
+PlatformOption = typer.Option(
+    ..., "--platform", "-p", help="Platform of the member id (wecom, telegram, …)."
+)
 
 
 @member_app.command("mark-staff")
-def mark_staff(member: str, platform: str = PlatformOption, workspace: str = WorkspaceOption,
-               undo: bool = typer.Option(False, "--undo", help="Remove the mark.")) -> None:
+def mark_staff(
+    member: str,
+    platform: str = PlatformOption,
+    workspace: str = WorkspaceOption,
+    undo: bool = typer.Option(False, "--undo", help="Remove the mark."),
+) -> None:
     """Mark a member as staff (left out of member figures)."""
     with cli_session() as session:
         ws = workspaces.get_workspace(session, workspace)
         members.mark_staff(session, ws.id, platform, member, staff=not undo)
-    console.print(f"{platform}:{member} {'unmarked' if undo else 'marked'} as staff", highlight=False)
+    console.print(
+        f"{platform}:{member} {'unmarked' if undo else 'marked'} as staff", highlight=False
+    )
 
 
 @member_app.command("flag-invite")
-def flag_invite(member: str, platform: str = PlatformOption, workspace: str = WorkspaceOption,
-                reason: str = typer.Option(None, "--reason"),
-                undo: bool = typer.Option(False, "--undo", help="Remove the flag.")) -> None:
+def flag_invite(
+    member: str,
+    platform: str = PlatformOption,
+    workspace: str = WorkspaceOption,
+    reason: str = typer.Option(None, "--reason"),
+    undo: bool = typer.Option(False, "--undo", help="Remove the flag."),
+) -> None:
     """Flag an invitee as fraud: their invites count as neither valid nor pending."""
     with cli_session() as session:
         ws = workspaces.get_workspace(session, workspace)

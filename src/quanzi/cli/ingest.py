@@ -9,8 +9,15 @@ from pathlib import Path
 from typing import BinaryIO
 
 import typer
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TimeRemainingColumn,
+    TransferSpeedColumn,
+)
 from rich.text import Text
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
 from quanzi.cli.common import WorkspaceOption, cli_session, console, err_console
 from quanzi.core.events.service import ingest_lines
@@ -37,7 +44,7 @@ class _Sources:
         n = 0
         for p in self.paths:
             self.starts.append((n + 1, p))
-            fh: BinaryIO = sys.stdin.buffer if p == "-" else open(p, "rb")  # noqa: SIM115
+            fh: BinaryIO = sys.stdin.buffer if p == "-" else open(p, "rb")
             try:
                 for line in fh:
                     n += 1
@@ -57,7 +64,9 @@ class _Sources:
 
 
 def ingest(
-    files: list[str] = typer.Argument(..., metavar="FILE...", help="JSON Lines files; '-' reads standard input."),
+    files: list[str] = typer.Argument(
+        ..., metavar="FILE...", help="JSON Lines files; '-' reads standard input."
+    ),
     workspace: str = WorkspaceOption,
     strict: bool = typer.Option(False, "--strict", help="Apply nothing if any line is bad."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),

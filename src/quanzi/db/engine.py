@@ -34,6 +34,7 @@ def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
+
         # pysqlite's own transaction handling defers BEGIN; take the write lock at BEGIN
         # so that two writers queue instead of failing with "database is locked".
         @event.listens_for(engine, "connect")
@@ -79,7 +80,9 @@ def dispose_engines() -> None:
         _migrated.clear()
 
 
-def session_factory(engine: Engine | None = None, *, read_only: bool = False) -> sessionmaker[Session]:
+def session_factory(
+    engine: Engine | None = None, *, read_only: bool = False
+) -> sessionmaker[Session]:
     bind = engine or get_engine()
     if read_only:
         bind = bind.execution_options(**{READ_ONLY: True})

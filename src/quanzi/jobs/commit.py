@@ -53,7 +53,7 @@ def _enqueue(jobs: list[tuple[SessionTransaction, Any]]) -> None:
     for _transaction, job in jobs:
         try:
             huey.enqueue(job)
-        except Exception as exc:  # noqa: BLE001 - reported once, after trying every job
+        except Exception as exc:
             failed.append(f"{job.name} {job.id}: {exc}")
     if failed:
         raise JobQueueUnavailable(

@@ -56,7 +56,7 @@ def create_app(engine: Engine | None = None, *, run_jobs: bool = False) -> FastA
     def healthz(request: Request) -> JSONResponse:
         try:
             _ping(request_engine(request))
-        except Exception as exc:  # noqa: BLE001 - any failure means "not healthy"
+        except Exception as exc:
             log.warning("health check failed: %s", exc)
             return JSONResponse(
                 status_code=503, content={"status": "unavailable", "detail": "database unreachable"}

@@ -12,8 +12,8 @@ the same code, so the incremental and the rebuilt projections are identical by c
 from __future__ import annotations
 
 from collections import defaultdict
-from operator import itemgetter
 from collections.abc import Callable, Iterable, Sequence
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, delete, func, insert, select, text, tuple_, update
@@ -39,11 +39,25 @@ _CHUNK = 500  # ids per IN (...) list
 
 Key = tuple[str, str]  # (platform, platform id)
 _GROUP_TYPES = frozenset(
-    {"group.created", "group.updated", "group.dismissed", "member.joined", "member.left", "message.posted"}
+    {
+        "group.created",
+        "group.updated",
+        "group.dismissed",
+        "member.joined",
+        "member.left",
+        "message.posted",
+    }
 )
 _MEMBER_TYPES = frozenset(
-    {"member.joined", "member.left", "message.posted", "contact.added", "contact.removed",
-     "profile.updated", "order.paid"}
+    {
+        "member.joined",
+        "member.left",
+        "message.posted",
+        "contact.added",
+        "contact.removed",
+        "profile.updated",
+        "order.paid",
+    }
 )
 
 
@@ -100,17 +114,23 @@ class Identities:
         col = getattr(model, keycol)
         for chunk in _chunks(sorted({k[1] for k in missing})):
             rows = self.conn.execute(
-                select(model.id, model.platform, col).where(model.workspace_id == self.ws, col.in_(chunk))
+                select(model.id, model.platform, col).where(
+                    model.workspace_id == self.ws, col.in_(chunk)
+                )
             )
             for id_, platform, key in rows:
                 cache[(platform, key)] = id_
         still = sorted(k for k in missing if k not in cache)
         if still:
             stmt = _upsert_insert(self.conn, model).on_conflict_do_nothing()
-            self.conn.execute(stmt, [{"workspace_id": self.ws, "platform": p, keycol: k} for p, k in still])
+            self.conn.execute(
+                stmt, [{"workspace_id": self.ws, "platform": p, keycol: k} for p, k in still]
+            )
             for chunk in _chunks([k[1] for k in still]):
                 rows = self.conn.execute(
-                    select(model.id, model.platform, col).where(model.workspace_id == self.ws, col.in_(chunk))
+                    select(model.id, model.platform, col).where(
+                        model.workspace_id == self.ws, col.in_(chunk)
+                    )
                 )
                 for id_, platform, key in rows:
                     cache[(platform, key)] = id_
@@ -428,9 +448,9 @@ class Applier:
         keys = sorted(orders)
         for chunk in _chunks(sorted({k for _, k in keys})):
             for id_, platform, key, paid, eid in self.conn.execute(
-                select(Order.id, Order.platform, Order.order_key, Order.paid_us, Order.event_id).where(
-                    Order.workspace_id == self.ws, Order.order_key.in_(chunk)
-                )
+                select(
+                    Order.id, Order.platform, Order.order_key, Order.paid_us, Order.event_id
+                ).where(Order.workspace_id == self.ws, Order.order_key.in_(chunk))
             ):
                 existing[(platform, key)] = (id_, (paid, eid))
         new_rows = []
@@ -449,7 +469,9 @@ class Applier:
         current: dict[int, tuple[int | None, int | None]] = {}
         for chunk in _chunks(gids):
             for gid, created, dismissed in self.conn.execute(
-                select(Group.id, Group.created_at_us, Group.dismissed_at_us).where(Group.id.in_(chunk))
+                select(Group.id, Group.created_at_us, Group.dismissed_at_us).where(
+                    Group.id.in_(chunk)
+                )
             ):
                 current[gid] = (created, dismissed)
         changed_gids = [g for g in gids if cand[g].get("changed")]
@@ -516,19 +538,29 @@ class Applier:
             r = rows[mid]
             v: dict[str, Any] = {}
             fj = (r.first_join_us, r.first_join_event) if r.first_join_us is not None else None
-            fc = (r.first_contact_us, r.first_contact_event) if r.first_contact_us is not None else None
+            fc = (
+                (r.first_contact_us, r.first_contact_event)
+                if r.first_contact_us is not None
+                else None
+            )
             join_channel, contact_channel = r.first_join_channel, r.first_contact_channel
             if "first_join" in c and _earlier(c["first_join"][0], fj):
                 fj = c["first_join"][0]
                 join_channel, day = c["first_join"][1]
                 v.update(
-                    first_join_us=fj[0], first_join_event=fj[1], first_join_channel=join_channel,
+                    first_join_us=fj[0],
+                    first_join_event=fj[1],
+                    first_join_channel=join_channel,
                     first_join_day=day,
                 )
             if "first_contact" in c and _earlier(c["first_contact"][0], fc):
                 fc = c["first_contact"][0]
                 contact_channel = c["first_contact"][1]
-                v.update(first_contact_us=fc[0], first_contact_event=fc[1], first_contact_channel=contact_channel)
+                v.update(
+                    first_contact_us=fc[0],
+                    first_contact_event=fc[1],
+                    first_contact_channel=contact_channel,
+                )
             if "first_join_us" in v or "first_contact_us" in v:
                 if fc is not None and (fj is None or fc < fj):
                     v["channel"] = contact_channel or NONE_CHANNEL
@@ -607,7 +639,9 @@ class Applier:
             )
         rows = []
         for g, m in pair_list:
-            for joined, left, ended_by in membership_intervals(joins[(g, m)], leaves[(g, m)], dismissed.get(g)):
+            for joined, left, ended_by in membership_intervals(
+                joins[(g, m)], leaves[(g, m)], dismissed.get(g)
+            ):
                 rows.append(
                     {
                         "workspace_id": self.ws,
@@ -621,10 +655,21 @@ class Applier:
         bulk_insert(self.conn, Membership, rows)
 
 
-PROJECTION_TABLES = (Membership, Join, Leave, DailyActivity, ContactEvent, GroupChange, Order, Refund)
+PROJECTION_TABLES = (
+    Membership,
+    Join,
+    Leave,
+    DailyActivity,
+    ContactEvent,
+    GroupChange,
+    Order,
+    Refund,
+)
 
 
-def rebuild(engine: Engine, workspace_id: int, on_progress: Callable[[int], None] | None = None) -> int:
+def rebuild(
+    engine: Engine, workspace_id: int, on_progress: Callable[[int], None] | None = None
+) -> int:
     """Recompute every projection of the workspace from its event log, in one transaction.
 
     Identity rows (groups, members) keep their ids, and operator data (staff marks, fraud
@@ -647,11 +692,21 @@ def rebuild(engine: Engine, workspace_id: int, on_progress: Callable[[int], None
             update(Member)
             .where(Member.workspace_id == workspace_id)
             .values(
-                name=None, name_us=None, name_event=None, is_staff_joined=False,
-                is_staff=Member.staff_marked, first_join_us=None, first_join_event=None,
-                first_join_channel=None, first_join_day=None, first_contact_us=None,
-                first_contact_event=None, first_contact_channel=None, first_message_us=None,
-                channel=None, profile=None,
+                name=None,
+                name_us=None,
+                name_event=None,
+                is_staff_joined=False,
+                is_staff=Member.staff_marked,
+                first_join_us=None,
+                first_join_event=None,
+                first_join_channel=None,
+                first_join_day=None,
+                first_contact_us=None,
+                first_contact_event=None,
+                first_contact_channel=None,
+                first_message_us=None,
+                channel=None,
+                profile=None,
             )
         )
         applier = Applier(conn, workspace)

@@ -14,8 +14,16 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import orjson
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
-from pydantic import ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    ValidationError,
+)
 
 from quanzi.kit.clock import US, to_us
 
@@ -54,7 +62,9 @@ def parse_ts(value: object) -> int:
         raise ValueError("ts must be an RFC 3339 string with an offset or integer Unix seconds")
     if isinstance(value, int):
         if not MIN_UNIX <= value <= MAX_UNIX:
-            raise ValueError("ts is out of range: integer ts must be Unix seconds (not milliseconds)")
+            raise ValueError(
+                "ts is out of range: integer ts must be Unix seconds (not milliseconds)"
+            )
         return value * US
     if not isinstance(value, str):
         raise ValueError("ts must be an RFC 3339 string with an offset or integer Unix seconds")
@@ -70,7 +80,9 @@ def parse_ts(value: object) -> int:
     else:
         off = dt.utcoffset()
         if off is not None:
-            secs = (dt.toordinal() - _EPOCH_ORD) * 86_400 + dt.hour * 3600 + dt.minute * 60 + dt.second
+            secs = (
+                (dt.toordinal() - _EPOCH_ORD) * 86_400 + dt.hour * 3600 + dt.minute * 60 + dt.second
+            )
             return (secs - off.days * 86_400 - off.seconds) * US + dt.microsecond
     year, month, day, hour, minute, second, frac, offset = m.groups()
     micro = int((frac or "0")[:6].ljust(6, "0"))
@@ -82,7 +94,9 @@ def parse_ts(value: object) -> int:
             raise ValueError(f"ts has an invalid offset {offset}")
         off_min = (oh * 60 + om) * (1 if offset[0] == "+" else -1)
     try:
-        naive = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second), micro)
+        naive = datetime(
+            int(year), int(month), int(day), int(hour), int(minute), int(second), micro
+        )
     except ValueError:
         raise ValueError(f"ts is not a valid date and time: {value}") from None
     from datetime import UTC
@@ -91,7 +105,10 @@ def parse_ts(value: object) -> int:
 
 
 def _text_limit(value: str) -> str:
-    if len(value) > MAX_TEXT_BYTES // 4 and len(value.encode("utf-8", "surrogatepass")) > MAX_TEXT_BYTES:
+    if (
+        len(value) > MAX_TEXT_BYTES // 4
+        and len(value.encode("utf-8", "surrogatepass")) > MAX_TEXT_BYTES
+    ):
         raise ValueError(f"is longer than {MAX_TEXT_BYTES} bytes")
     return value
 
@@ -109,9 +126,7 @@ class _Event(BaseModel):
     id: Annotated[StrictStr, Field(min_length=1, max_length=MAX_ID_CHARS)]
     type: StrictStr
     ts: Any
-    platform: Annotated[
-        StrictStr, Field(min_length=1, max_length=MAX_PLATFORM_CHARS)
-    ]
+    platform: Annotated[StrictStr, Field(min_length=1, max_length=MAX_PLATFORM_CHARS)]
 
 
 class GroupCreated(_Event):
@@ -154,7 +169,16 @@ class MessagePosted(_Event):
     member: Key
     message: Text | None = None
     kind: Literal[
-        "text", "image", "voice", "video", "file", "link", "sticker", "red_packet", "mini_program", "other"
+        "text",
+        "image",
+        "voice",
+        "video",
+        "file",
+        "link",
+        "sticker",
+        "red_packet",
+        "mini_program",
+        "other",
     ] = "text"
     text: Text | None = None
     reply_to: OptKey | None = None
@@ -256,10 +280,14 @@ def _field_path(loc: tuple[int | str, ...]) -> str:
     return out or "event"
 
 
-def _reason(err: dict[str, Any]) -> str:
+def _reason(err: Any) -> str:
     loc = tuple(err.get("loc", ()))
     # Drop pydantic's internal branch names (e.g. "function-after[...]", "str") from the path.
-    loc = tuple(p for p in loc if not (isinstance(p, str) and ("[" in p or p in ("str", "int", "bool", "float"))))
+    loc = tuple(
+        p
+        for p in loc
+        if not (isinstance(p, str) and ("[" in p or p in ("str", "int", "bool", "float")))
+    )
     field = _field_path(loc)
     leaf = next((p for p in reversed(loc) if isinstance(p, str)), field)
     etype = err.get("type", "")
@@ -369,5 +397,10 @@ def parse_event(line: str | bytes) -> Event:
                 raise EventRefused(f"attrs.{k} must be a finite number")
     raw = line.decode("utf-8") if isinstance(line, bytes) else line
     return Event(
-        id=data["id"], type=etype, ts_us=ts_us, platform=data["platform"], data=data, raw=raw.strip()
+        id=data["id"],
+        type=etype,
+        ts_us=ts_us,
+        platform=data["platform"],
+        data=data,
+        raw=raw.strip(),
     )

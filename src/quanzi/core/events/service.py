@@ -93,11 +93,11 @@ def _store(conn: Connection, workspace_id: int, batch: _Batch, report: IngestRep
     fresh = [ev for _n, ev in batch.events if ev.id not in stored]
     old = [(n, ev) for n, ev in batch.events if ev.id in stored]
     # A duplicate is compared with the winner: the stored event, else the batch's first line.
-    dups = sorted([(n, ev, None) for n, ev in old] + batch.dups, key=lambda d: d[0])
-    for n, ev, prev in dups:
+    dups: list[tuple[int, Event, Event | None]] = [(n, ev, None) for n, ev in old]
+    for n, ev, prev in sorted(dups + batch.dups, key=lambda d: d[0]):
         report.duplicates += 1
-        raw = stored.get(ev.id)
-        winner = _canon_raw(raw) if raw is not None else prev.canonical()  # type: ignore[union-attr]
+        kept = stored.get(ev.id)
+        winner = _canon_raw(kept) if kept is not None else prev.canonical() if prev else b""
         if winner != ev.canonical():
             report.warnings.append((n, f"duplicate id {ev.id!r} with different content: ignored"))
     report.applied += len(fresh)
@@ -106,7 +106,9 @@ def _store(conn: Connection, workspace_id: int, batch: _Batch, report: IngestRep
 
 def _canon_raw(raw: str) -> bytes:
     obj = orjson.loads(raw)
-    return orjson.dumps({k: v for k, v in obj.items() if v is not None}, option=orjson.OPT_SORT_KEYS)
+    return orjson.dumps(
+        {k: v for k, v in obj.items() if v is not None}, option=orjson.OPT_SORT_KEYS
+    )
 
 
 def ingest_lines(
@@ -128,7 +130,11 @@ def ingest_lines(
     report = IngestReport()
     numbered = _numbered(lines)
     with engine.connect() as conn:
-        ws = conn.execute(select(Workspace.id, Workspace.name, Workspace.timezone).where(Workspace.id == workspace_id)).one()
+        ws = conn.execute(
+            select(Workspace.id, Workspace.name, Workspace.timezone).where(
+                Workspace.id == workspace_id
+            )
+        ).one()
         workspace = Workspace(id=ws.id, name=ws.name, timezone=ws.timezone)
         conn.commit()
         applier: Applier | None = None

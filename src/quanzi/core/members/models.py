@@ -129,8 +129,12 @@ class DailyActivity(Base):
     workspace_id: Mapped[int] = mapped_column(
         ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True
     )
-    group_id: Mapped[int] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True)
-    member_id: Mapped[int] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"), primary_key=True)
+    group_id: Mapped[int] = mapped_column(
+        ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True
+    )
+    member_id: Mapped[int] = mapped_column(
+        ForeignKey("members.id", ondelete="CASCADE"), primary_key=True
+    )
     day: Mapped[int] = mapped_column(Integer, primary_key=True)
     messages: Mapped[int] = mapped_column(Integer)
     first_us: Mapped[int] = mapped_column(BigInteger)
@@ -138,7 +142,12 @@ class DailyActivity(Base):
 
 
 Index("ix_daily_activity_ws_day", DailyActivity.workspace_id, DailyActivity.day)
-Index("ix_daily_activity_ws_member", DailyActivity.workspace_id, DailyActivity.member_id, DailyActivity.day)
+Index(
+    "ix_daily_activity_ws_member",
+    DailyActivity.workspace_id,
+    DailyActivity.member_id,
+    DailyActivity.day,
+)
 
 
 class ContactEvent(Base):

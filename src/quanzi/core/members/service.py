@@ -14,7 +14,9 @@ from quanzi.kit.errors import NotFound
 def find_member(session: Session, workspace_id: int, platform: str, member_key: str) -> Member:
     member = session.scalar(
         select(Member).where(
-            Member.workspace_id == workspace_id, Member.platform == platform, Member.member_key == member_key
+            Member.workspace_id == workspace_id,
+            Member.platform == platform,
+            Member.member_key == member_key,
         )
     )
     if member is None:
@@ -22,7 +24,9 @@ def find_member(session: Session, workspace_id: int, platform: str, member_key: 
     return member
 
 
-def mark_staff(session: Session, workspace_id: int, platform: str, member_key: str, staff: bool = True) -> Member:
+def mark_staff(
+    session: Session, workspace_id: int, platform: str, member_key: str, staff: bool = True
+) -> Member:
     """Mark (or unmark) a member as staff; staff is left out of every member figure."""
     lock_workspace(session.connection(), workspace_id)
     member = find_member(session, workspace_id, platform, member_key)
@@ -38,17 +42,28 @@ def flag_invite_fraud(
     """Record an operator's confirmed fraud verdict: this invitee's invites are neither valid nor pending."""
     member = find_member(session, workspace_id, platform, member_key)
     exists = session.scalar(
-        select(InviteFlag.id).where(InviteFlag.workspace_id == workspace_id, InviteFlag.member_id == member.id)
+        select(InviteFlag.id).where(
+            InviteFlag.workspace_id == workspace_id, InviteFlag.member_id == member.id
+        )
     )
     if exists is None:
         session.add(
-            InviteFlag(workspace_id=workspace_id, member_id=member.id, reason=reason, flagged_at_us=now_us())
+            InviteFlag(
+                workspace_id=workspace_id,
+                member_id=member.id,
+                reason=reason,
+                flagged_at_us=now_us(),
+            )
         )
         session.flush()
 
 
-def unflag_invite_fraud(session: Session, workspace_id: int, platform: str, member_key: str) -> None:
+def unflag_invite_fraud(
+    session: Session, workspace_id: int, platform: str, member_key: str
+) -> None:
     member = find_member(session, workspace_id, platform, member_key)
     session.execute(
-        delete(InviteFlag).where(InviteFlag.workspace_id == workspace_id, InviteFlag.member_id == member.id)
+        delete(InviteFlag).where(
+            InviteFlag.workspace_id == workspace_id, InviteFlag.member_id == member.id
+        )
     )

@@ -57,7 +57,9 @@ def set_timezone_check(tz: str) -> None:
     try:
         zone(tz)
     except Exception as exc:  # ZoneInfoNotFoundError, ValueError
-        raise InvalidParameter(f"unknown time zone {tz!r} (use an IANA name such as Asia/Shanghai)") from exc
+        raise InvalidParameter(
+            f"unknown time zone {tz!r} (use an IANA name such as Asia/Shanghai)"
+        ) from exc
 
 
 def list_workspaces(session: Session) -> list[Workspace]:
@@ -89,7 +91,9 @@ def workspace_for_token(session: Session, token: str) -> Workspace | None:
     if not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         return None
     row = session.scalar(
-        select(ApiToken).where(ApiToken.token_hash == _hash(token), ApiToken.revoked_at_us.is_(None))
+        select(ApiToken).where(
+            ApiToken.token_hash == _hash(token), ApiToken.revoked_at_us.is_(None)
+        )
     )
     if row is None:
         return None
