@@ -19,20 +19,23 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import sqlite3
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "src"))
+from sqlalchemy.exc import OperationalError
 
 from quanzi.demo.generator import estimate_events, generate_lines
+
+ROOT = Path(__file__).resolve().parent.parent
 
 # Fixed, so the cached file stays valid and the window covers Double 11.
 END_DAY = date(2026, 11, 30)
@@ -159,15 +162,30 @@ def quanzi_ingest(path: Path, db: Path, data_dir: Path) -> dict[str, float | int
     }
 
 
-def report_latencies(db: Path, runs: int) -> list[tuple[str, float, str]]:
-    """(c) each report on the ingested data, in-process: (label, median ms, params)."""
-    os.environ["QUANZI_DATABASE_URL"] = f"sqlite:///{db}"
+def timed_ms(session: Any, call: Callable[[], object], timeout_s: float) -> float | None:
+    """Milliseconds `call` took, or None when it ran past `timeout_s` and was interrupted."""
+    dbapi = session.connection().connection.dbapi_connection
+    timer = threading.Timer(timeout_s, dbapi.interrupt)  # sqlite3: abort the running statement
+    timer.start()
+    began = time.perf_counter()
+    try:
+        call()
+    except OperationalError as exc:
+        if "interrupt" not in str(exc):
+            raise
+        session.rollback()
+        return None
+    finally:
+        timer.cancel()
+    return (time.perf_counter() - began) * 1000
+
+
+def report_latencies(db: Path, runs: int, timeout_s: float) -> list[tuple[str, float | None, str]]:
+    """(c) each report on the ingested data, in-process: (label, median ms or None, params)."""
     from quanzi.analytics.service import run_report
-    from quanzi.config import get_settings
     from quanzi.core.workspaces.service import get_workspace
     from quanzi.db.engine import get_engine, session_scope
 
-    get_settings.cache_clear()
     engine = get_engine(f"sqlite:///{db}")
     start = END_DAY - timedelta(days=DAYS - 1)
     as_of = f"{END_DAY + timedelta(days=1)}T00:00:00+08:00"
@@ -186,19 +204,28 @@ def report_latencies(db: Path, runs: int) -> list[tuple[str, float, str]]:
         ("funnel", "funnel", {**window, "as_of": as_of}),
         ("channels", "channels", window),
     ]
-    out = []
+    out: list[tuple[str, float | None, str]] = []
     with session_scope(engine) as session:
         workspace = get_workspace(session, "bench")
         for label, name, params in cases:
-            run_report(session, workspace, name, params)  # warm-up: caches, statement compilation
-            times = []
-            for _ in range(runs):
-                began = time.perf_counter()
-                run_report(session, workspace, name, params)
-                times.append((time.perf_counter() - began) * 1000)
-            out.append(
-                (label, statistics.median(times), " ".join(f"{k}={v}" for k, v in params.items()))
+
+            def call(name: str = name, params: dict[str, str] = params) -> object:
+                return run_report(session, workspace, name, params)
+
+            # The first call warms caches and compiles statements; a report far over its
+            # target is then timed once more instead of --runs times.
+            warm = timed_ms(session, call, timeout_s)
+            median: float | None = None
+            if warm is not None:
+                n = runs if warm < 20 * TARGET_REPORT_MS else 1
+                times = [timed_ms(session, call, timeout_s) for _ in range(n)]
+                done = [t for t in times if t is not None]
+                median = statistics.median(done) if len(done) == len(times) else None
+            shown = (
+                f"{median:,.1f} ms" if median is not None else f"> {timeout_s:g} s (interrupted)"
             )
+            print(f"  (c) {label}: {shown}", flush=True)
+            out.append((label, median, " ".join(f"{k}={v}" for k, v in params.items())))
     return out
 
 
@@ -206,20 +233,17 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument(
-        "--members", type=int, default=100_000, help="members in the community (default 100000)"
-    )
-    ap.add_argument(
-        "--groups", type=int, default=None, help="groups (default: members / 250, at least 24)"
-    )
+    ap.add_argument("--members", type=int, default=100_000, help="members (default 100000)")
+    ap.add_argument("--groups", type=int, help="groups (default: members / 250, at least 24)")
     ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out", help="default bench/out")
+    ap.add_argument("--runs", type=int, default=5, help="timed runs per report (default 5)")
     ap.add_argument(
-        "--out",
-        type=Path,
-        default=ROOT / "bench" / "out",
-        help="where files go (default bench/out)",
+        "--report-timeout", type=float, default=60.0, help="seconds before a report is interrupted"
     )
-    ap.add_argument("--runs", type=int, default=5, help="timed runs per report (median; default 5)")
+    ap.add_argument(
+        "--reports-only", action="store_true", help="only (c), on the database of the last run"
+    )
     ap.add_argument("--check", action="store_true", help="exit 1 when a target is missed")
     args = ap.parse_args(argv)
     groups = args.groups or max(24, args.members // 250)
@@ -227,104 +251,79 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     data_dir = out / "data"
     data_dir.mkdir(exist_ok=True)
+    db = out / "quanzi-bench.sqlite3"
+    # Nothing in this process may touch the developer's own database or data directory.
+    os.environ["QUANZI_DATABASE_URL"] = f"sqlite:///{db}"
+    os.environ["QUANZI_DATA_DIR"] = str(data_dir)
 
     path, n_events = events_file(out, args.seed, args.members, groups)
     size_mb = path.stat().st_size / 1e6
-    print(
-        f"community    {args.members:,} members, {groups} groups, {DAYS} days to {END_DAY}, {size_mb:.0f} MB",
-        flush=True,
-    )
-
-    print("running      (a) baseline …", flush=True)
-    base_rows, base_s = baseline(path, out / "baseline.sqlite3")
-    base_rate = base_rows / base_s
-    print("running      (b) quanzi ingest …", flush=True)
-    ing = quanzi_ingest(path, out / "quanzi-bench.sqlite3", data_dir)
-    rate = n_events / float(ing["seconds"])
-    ratio = rate / base_rate
-    print("running      (c) reports …", flush=True)
-    reports = report_latencies(out / "quanzi-bench.sqlite3", max(1, args.runs))
+    print(f"community    {args.members:,} members, {groups} groups, {DAYS} days to {END_DAY}")
+    print(f"             {n_events:,} events, {size_mb:.0f} MB", flush=True)
 
     rows: list[tuple[str, str, str, bool]] = []
-    rows.append(
-        (
-            "(a) baseline: json.loads + executemany, 1 table",
-            f"{base_rate:,.0f} events/s ({base_s:.1f} s)",
-            "",
-            True,
+    results: dict[str, Any] = {"members": args.members, "groups": groups, "events": n_events}
+    if args.reports_only:
+        if not db.exists():
+            raise SystemExit(f"{db} does not exist: run without --reports-only first")
+    else:
+        base_rows, base_s = baseline(path, out / "baseline.sqlite3")
+        base_rate = base_rows / base_s
+        print(f"  (a) baseline: {base_rate:,.0f} events/s", flush=True)
+        ing = quanzi_ingest(path, db, data_dir)
+        seconds, startup = float(ing["seconds"]), float(ing["startup_seconds"])
+        rate = n_events / seconds
+        ratio = rate / base_rate
+        rss = float(ing["peak_rss_mb"])
+        print(f"  (b) quanzi ingest: {rate:,.0f} events/s, peak RSS {rss:.0f} MB", flush=True)
+        counts = f"{ing['applied']:,} / {ing['duplicates']:,} / {ing['refused']:,}"
+        all_applied = ing["applied"] == n_events and ing["refused"] == 0
+        rows += [
+            ("(a) baseline: json.loads + executemany, 1 table", f"{base_rate:,.0f} events/s", "", True),
+            ("    time", f"{base_s:.1f} s", "", True),
+            ("(b) quanzi ingest (subprocess, fresh SQLite)", f"{rate:,.0f} events/s",
+             f"≥ {TARGET_EVENTS_PER_S:,}", rate >= TARGET_EVENTS_PER_S),
+            ("    time (of which start + migrate)", f"{seconds:.1f} s ({startup:.1f} s)", "", True),
+            ("    ratio to baseline", f"{ratio:.3f}", f"≥ {TARGET_RATIO}", ratio >= TARGET_RATIO),
+            ("    peak RSS", f"{rss:.0f} MB", f"≤ {TARGET_RSS_MB:.0f} MB", rss <= TARGET_RSS_MB),
+            ("    applied / duplicates / refused", counts, f"{n_events:,} / 0 / 0", all_applied),
+        ]  # fmt: skip
+        results.update(
+            baseline_events_per_s=round(base_rate),
+            ingest_events_per_s=round(rate),
+            ingest_seconds=round(seconds, 2),
+            startup_seconds=round(startup, 2),
+            ratio=round(ratio, 4),
+            peak_rss_mb=round(rss, 1),
+            applied=ing["applied"],
+            refused=ing["refused"],
         )
-    )
-    rows.append(
-        (
-            "(b) quanzi ingest (subprocess, fresh SQLite)",
-            f"{rate:,.0f} events/s ({float(ing['seconds']):.1f} s, of which {float(ing['startup_seconds']):.1f} s start+migrate)",
-            f"≥ {TARGET_EVENTS_PER_S:,}",
-            rate >= TARGET_EVENTS_PER_S,
-        )
-    )
-    rows.append(
-        ("    ratio to baseline", f"{ratio:.3f}", f"≥ {TARGET_RATIO}", ratio >= TARGET_RATIO)
-    )
-    rows.append(
-        (
-            "    peak RSS",
-            f"{float(ing['peak_rss_mb']):.0f} MB",
-            f"≤ {TARGET_RSS_MB:.0f} MB",
-            float(ing["peak_rss_mb"]) <= TARGET_RSS_MB,
-        )
-    )
-    rows.append(
-        (
-            "    applied / duplicates / refused",
-            f"{ing['applied']:,} / {ing['duplicates']:,} / {ing['refused']:,}",
-            f"{n_events:,} / 0 / 0",
-            ing["applied"] == n_events and ing["refused"] == 0,
-        )
-    )
+    reports = report_latencies(db, max(1, args.runs), args.report_timeout)
     for label, ms, _params in reports:
-        rows.append(
-            (
-                f"(c) report {label}",
-                f"{ms:,.1f} ms (median of {args.runs})",
-                f"≤ {TARGET_REPORT_MS:.0f} ms",
-                ms <= TARGET_REPORT_MS,
-            )
-        )
+        figure = f"{ms:,.1f} ms" if ms is not None else f"> {args.report_timeout:g} s"
+        ok = ms is not None and ms <= TARGET_REPORT_MS
+        rows.append((f"(c) report {label}", figure, f"≤ {TARGET_REPORT_MS:.0f} ms", ok))
+    results["reports_ms"] = {
+        label: None if ms is None else round(ms, 1) for label, ms, _ in reports
+    }
+    results["all_targets_met"] = all(ok for _l, _f, target, ok in rows if target)
 
-    w0 = max(len(r[0]) for r in rows)
-    w1 = max(len(r[1]) for r in rows)
-    w2 = max(len(r[2]) for r in rows)
+    header = ("measure", "figure", "target")
+    texts = [(label, figure, target) for label, figure, target, _ok in rows]
+    widths = [max(len(h), *(len(t[i]) for t in texts)) for i, h in enumerate(header)]
     print()
-    print(f"{'measure':<{w0}}  {'figure':<{w1}}  {'target':<{w2}}  ok")
-    print(f"{'-' * w0}  {'-' * w1}  {'-' * w2}  --")
+    print("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)) + "  ok")
+    print("  ".join("-" * w for w in widths) + "  --")
     for label, figure, target, ok in rows:
-        print(
-            f"{label:<{w0}}  {figure:<{w1}}  {target:<{w2}}  {('yes' if ok else 'NO') if target else ''}"
-        )
-    print()
+        mark = ("yes" if ok else "NO") if target else ""
+        cells = (label, figure, target)
+        print("  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + "  " + mark)
+    print(f"\nreports: median of {args.runs} runs after a warm-up; parameters:")
     for label, _ms, params in reports:
         print(f"  {label}: {params}")
-    results = {
-        "members": args.members,
-        "groups": groups,
-        "events": n_events,
-        "baseline_events_per_s": round(base_rate),
-        "ingest_events_per_s": round(rate),
-        "ingest_seconds": round(float(ing["seconds"]), 2),
-        "startup_seconds": round(float(ing["startup_seconds"]), 2),
-        "ratio": round(ratio, 4),
-        "peak_rss_mb": round(float(ing["peak_rss_mb"]), 1),
-        "applied": ing["applied"],
-        "refused": ing["refused"],
-        "reports_ms": {label: round(ms, 1) for label, ms, _p in reports},
-        "all_targets_met": all(ok for _l, _f, target, ok in rows if target),
-        "own_peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-    }
     (out / "results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
     print(f"\nresults      {out / 'results.json'}")
-    if args.check and not results["all_targets_met"]:
-        return 1
-    return 0
+    return 1 if args.check and not results["all_targets_met"] else 0
 
 
 if __name__ == "__main__":
