@@ -308,7 +308,7 @@ class _Community:
             th: list(gs[1:]) for th, gs in self.theme_groups.items()
         }
         self.planned_open_day: dict[int, int] = {}
-        for th, gs in self.theme_groups.items():
+        for gs in self.theme_groups.values():
             for k, g in enumerate(gs[1:], start=1):
                 day = int(k / len(gs) * 0.8 * self.days)
                 self.planned_open_day[g] = max(1, min(self.days - 1, day + self._ri(0, 3)))
@@ -591,7 +591,7 @@ class _Community:
         r = rng.random
         # Groups: the first of each theme on day 0, the rest on their planned day if not yet open.
         if d == 0:
-            for i, (th, gs) in enumerate(sorted(self.theme_groups.items())):
+            for i, (_th, gs) in enumerate(sorted(self.theme_groups.items())):
                 self._open_group(gs[0], self.t0 + 9 * 3600 + i * 420 + self._ri(0, 60))
         for g, od in self.planned_open_day.items():
             if od == d and self.g_open[g] < 0:
@@ -798,8 +798,7 @@ class _Community:
         if (
             self.g_open[g] < 0
             or self.g_open[g] >= t
-            or t >= self.g_dismiss[g]
-            and action != "dismiss"
+            or (t >= self.g_dismiss[g] and action != "dismiss")
         ):
             return
         if action == "dismiss":
