@@ -16,7 +16,8 @@ from collections.abc import Callable, Iterable, Sequence
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, delete, func, insert, select, text, tuple_, update
+import orjson
+from sqlalchemy import Connection, Engine, and_, delete, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from quanzi.commerce.models import Order, Refund
@@ -76,6 +77,20 @@ def _upsert_insert(conn: Connection, table: Any) -> Any:
     return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
 
 
+def select_in(
+    conn: Connection, sql: str, params: tuple[Any, ...], values: Sequence[Any], chunk: int = _CHUNK
+) -> list[Any]:
+    """Rows of `sql` + ` (v1, v2, …)` for `values` in chunks, through the driver: `{p}` in
+    `sql` is the driver's placeholder. Lookups by key are the other half of ingest's hot path."""
+    ph = "%s" if conn.dialect.name == "postgresql" else "?"
+    head = sql.replace("{p}", ph)
+    out: list[Any] = []
+    for part in _chunks(values, chunk):
+        stmt = f"{head} ({', '.join([ph] * len(part))})"
+        out.extend(conn.exec_driver_sql(stmt, (*params, *part)).fetchall())
+    return out
+
+
 def bulk_insert(conn: Connection, table: Any, rows: list[dict[str, Any]], suffix: str = "") -> None:
     """INSERT many rows through the driver's executemany: the hot path of ingest, where
     SQLAlchemy's per-row parameter processing would cost more than the database itself."""
@@ -111,29 +126,29 @@ class Identities:
         missing = [k for k in keys if k not in cache]
         if not missing:
             return
-        col = getattr(model, keycol)
-        for chunk in _chunks(sorted({k[1] for k in missing})):
-            rows = self.conn.execute(
-                select(model.id, model.platform, col).where(
-                    model.workspace_id == self.ws, col.in_(chunk)
-                )
-            )
-            for id_, platform, key in rows:
-                cache[(platform, key)] = id_
+        self._lookup(model, keycol, cache, missing)
         still = sorted(k for k in missing if k not in cache)
         if still:
             stmt = _upsert_insert(self.conn, model).on_conflict_do_nothing()
             self.conn.execute(
                 stmt, [{"workspace_id": self.ws, "platform": p, keycol: k} for p, k in still]
             )
-            for chunk in _chunks([k[1] for k in still]):
-                rows = self.conn.execute(
-                    select(model.id, model.platform, col).where(
-                        model.workspace_id == self.ws, col.in_(chunk)
-                    )
-                )
-                for id_, platform, key in rows:
-                    cache[(platform, key)] = id_
+            self._lookup(model, keycol, cache, still)
+
+    def _lookup(self, model: Any, keycol: str, cache: dict[Key, int], keys: list[Key]) -> None:
+        by_platform: dict[str, list[str]] = defaultdict(list)
+        for platform, key in keys:
+            by_platform[platform].append(key)
+        for platform, platform_keys in by_platform.items():
+            # Through the unique index (workspace_id, platform, key).
+            for id_, key in select_in(
+                self.conn,
+                f"SELECT id, {keycol} FROM {model.__tablename__} WHERE workspace_id = {{p}}"
+                f" AND platform = {{p}} AND {keycol} IN",
+                (self.ws, platform),
+                platform_keys,
+            ):
+                cache[(platform, key)] = id_
 
     def ensure_groups(self, keys: set[Key]) -> None:
         self._ensure(Group, "group_key", self.groups, keys)
@@ -405,15 +420,16 @@ class Applier:
             self._update_groups(group_cand)
         if member_cand:
             self._update_members(member_cand)
+        dirty_members = {m for _g, m in dirty_pairs}
         if dismissed_groups:
             rows = conn.execute(
-                select(Join.group_id, Join.member_id)
+                select(Join.member_id)
                 .where(Join.workspace_id == self.ws, Join.group_id.in_(sorted(dismissed_groups)))
                 .distinct()
             )
-            dirty_pairs.update((g, m) for g, m in rows)
-        if dirty_pairs:
-            self._recompute_memberships(dirty_pairs)
+            dirty_members.update(m for (m,) in rows)
+        if dirty_members:
+            self._recompute_memberships(dirty_members)
 
     # -- writers -------------------------------------------------------------------------
 
@@ -512,26 +528,21 @@ class Applier:
             self.conn.execute(update(Group).where(Group.id == gid).values(**values))
 
     def _update_members(self, cand: dict[int, dict[str, Any]]) -> None:
-        mids = sorted(cand)
+        # Most members in a batch only posted: their one possible change (an earlier first
+        # message) is a conditional UPDATE, with nothing to read first.
+        posters = sorted(m for m, c in cand.items() if len(c) == 1 and "first_message" in c)
+        self._earlier_first_message([(m, cand[m]["first_message"][0][0]) for m in posters])
+        poster_set = set(posters)
+        mids = sorted(m for m in cand if m not in poster_set)
         cols = (
-            Member.id,
-            Member.first_join_us,
-            Member.first_join_event,
-            Member.first_contact_us,
-            Member.first_contact_event,
-            Member.first_contact_channel,
-            Member.first_join_channel,
-            Member.first_message_us,
-            Member.name_us,
-            Member.name_event,
-            Member.is_staff_joined,
-            Member.staff_marked,
-            Member.profile,
+            "id, first_join_us, first_join_event, first_contact_us, first_contact_event,"
+            " first_contact_channel, first_join_channel, first_message_us, name_us, name_event,"
+            " is_staff_joined, staff_marked, profile"
         )
-        rows: dict[int, Any] = {}
-        for chunk in _chunks(mids):
-            for row in self.conn.execute(select(*cols).where(Member.id.in_(chunk))):
-                rows[row.id] = row
+        rows: dict[int, Any] = {
+            r.id: r
+            for r in select_in(self.conn, f"SELECT {cols} FROM members WHERE id IN", (), mids)
+        }
         updates: list[dict[str, Any]] = []
         for mid in mids:
             c = cand[mid]
@@ -578,7 +589,8 @@ class Applier:
                 v.update(is_staff_joined=True, is_staff=True)
             profile_keys = [k for k in c if k.startswith(("p:", "a:"))]
             if profile_keys:
-                profile = dict(r.profile or {})
+                stored = r.profile
+                profile = dict((orjson.loads(stored) if isinstance(stored, str) else stored) or {})
                 dirty = False
                 for k in profile_keys:
                     (ts, eid), value = c[k]
@@ -587,60 +599,74 @@ class Applier:
                         profile[k] = [value, ts, eid]
                         dirty = True
                 if dirty:
-                    v["profile"] = profile
+                    v["profile"] = orjson.dumps(profile).decode()
             if v:
                 v["_id"] = mid
                 updates.append(v)
-        # Group updates by their column set so each group is one executemany.
+        # One executemany per set of changed columns, through the driver.
         by_cols: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
         for v in updates:
-            by_cols[tuple(sorted(v))].append(v)
-        from sqlalchemy import bindparam
-
+            by_cols[tuple(sorted(k for k in v if k != "_id"))].append(v)
+        pg = self.conn.dialect.name == "postgresql"
+        ph = "%s" if pg else "?"
         for colset, params in by_cols.items():
-            stmt = (
-                update(Member)
-                .where(Member.id == bindparam("_id"))
-                .values({c: bindparam(c) for c in colset if c != "_id"})
+            sets = ", ".join(
+                f"{c} = CAST({ph} AS JSON)" if c == "profile" and pg else f"{c} = {ph}"
+                for c in colset
             )
-            self.conn.execute(stmt, params)
+            self.conn.exec_driver_sql(
+                f"UPDATE members SET {sets} WHERE id = {ph}",
+                [(*(p[c] for c in colset), p["_id"]) for p in params],
+            )
 
-    def _recompute_memberships(self, pairs: set[tuple[int, int]]) -> None:
-        pair_list = sorted(pairs)
+    def _earlier_first_message(self, rows: list[tuple[int, int]]) -> None:
+        if not rows:
+            return
+        if self.conn.dialect.name != "postgresql":
+            self.conn.exec_driver_sql(
+                "UPDATE members SET first_message_us = ? WHERE id = ?"
+                " AND (first_message_us IS NULL OR first_message_us > ?)",
+                [(ts, mid, ts) for mid, ts in rows],
+            )
+            return
+        for part in _chunks(rows, 1000):
+            values = ", ".join(["(%s, %s)"] * len(part))
+            self.conn.exec_driver_sql(
+                f"UPDATE members AS m SET first_message_us = v.ts FROM (VALUES {values}) AS v(id, ts)"
+                " WHERE m.id = v.id AND (m.first_message_us IS NULL OR m.first_message_us > v.ts)",
+                tuple(x for row in part for x in row),
+            )
+
+    def _recompute_memberships(self, member_ids: set[int]) -> None:
+        """Recompute every membership interval of these members from all their joins and
+        leaves (in every group), and their groups' dismissals."""
+        mids = sorted(member_ids)
         joins: dict[tuple[int, int], list[tuple[int, str]]] = defaultdict(list)
         leaves: dict[tuple[int, int], list[tuple[int, str]]] = defaultdict(list)
-        dismissed: dict[int, int | None] = {}
-        gids = sorted({g for g, _ in pair_list})
-        for chunk in _chunks(gids):
-            for gid, dis in self.conn.execute(
-                select(Group.id, Group.dismissed_at_us).where(Group.id.in_(chunk))
+        for table, into in (("joins", joins), ("leaves", leaves)):
+            for g, m, ts, eid in select_in(
+                self.conn,
+                f"SELECT group_id, member_id, ts_us, event_id FROM {table}"
+                " WHERE workspace_id = {p} AND member_id IN",
+                (self.ws,),
+                mids,
             ):
-                dismissed[gid] = dis
-        for chunk in _chunks(pair_list, 300):
-            cond = tuple_(Join.group_id, Join.member_id).in_(chunk)
-            for g, m, ts, eid in self.conn.execute(
-                select(Join.group_id, Join.member_id, Join.ts_us, Join.event_id).where(
-                    Join.workspace_id == self.ws, cond
-                )
-            ):
-                joins[(g, m)].append((ts, eid))
-            cond = tuple_(Leave.group_id, Leave.member_id).in_(chunk)
-            for g, m, ts, eid in self.conn.execute(
-                select(Leave.group_id, Leave.member_id, Leave.ts_us, Leave.event_id).where(
-                    Leave.workspace_id == self.ws, cond
-                )
-            ):
-                leaves[(g, m)].append((ts, eid))
-            self.conn.execute(
-                delete(Membership).where(
-                    Membership.workspace_id == self.ws,
-                    tuple_(Membership.group_id, Membership.member_id).in_(chunk),
-                )
+                into[(g, m)].append((ts, eid))
+        gids = sorted({g for g, _ in joins})
+        dismissed: dict[int, int | None] = dict(
+            select_in(self.conn, "SELECT id, dismissed_at_us FROM groups WHERE id IN", (), gids)
+        )
+        ph = "%s" if self.conn.dialect.name == "postgresql" else "?"
+        for part in _chunks(mids):
+            self.conn.exec_driver_sql(
+                f"DELETE FROM memberships WHERE workspace_id = {ph}"
+                f" AND member_id IN ({', '.join([ph] * len(part))})",
+                (self.ws, *part),
             )
         rows = []
-        for g, m in pair_list:
+        for g, m in sorted(joins):
             for joined, left, ended_by in membership_intervals(
-                joins[(g, m)], leaves[(g, m)], dismissed.get(g)
+                joins[(g, m)], leaves.get((g, m), []), dismissed.get(g)
             ):
                 rows.append(
                     {

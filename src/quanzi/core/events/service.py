@@ -10,12 +10,12 @@ import orjson
 from sqlalchemy import Connection, Engine, select
 
 from quanzi.core.events.models import EventRecord
-from quanzi.core.events.projections import Applier, _chunks, bulk_insert, lock_workspace
+from quanzi.core.events.projections import Applier, bulk_insert, lock_workspace, select_in
 from quanzi.core.events.schemas import Event, EventRefused, parse_event
 from quanzi.core.workspaces.models import Workspace
 from quanzi.kit.clock import now_us
 
-BATCH_LINES = 5000
+BATCH_LINES = 10_000
 
 
 @dataclass
@@ -81,14 +81,14 @@ def _store(conn: Connection, workspace_id: int, batch: _Batch, report: IngestRep
     ]
     # Writers of a workspace hold its lock (lock_workspace), so what is not in the log now
     # cannot appear before this transaction commits: look up, then insert plainly.
-    stored: dict[str, str] = {}
-    for chunk in _chunks([ev.id for _n, ev in batch.events]):
-        for eid, raw in conn.execute(
-            select(EventRecord.event_id, EventRecord.raw).where(
-                EventRecord.workspace_id == workspace_id, EventRecord.event_id.in_(chunk)
-            )
-        ):
-            stored[eid] = raw
+    stored: dict[str, str] = dict(
+        select_in(
+            conn,
+            "SELECT event_id, raw FROM events WHERE workspace_id = {p} AND event_id IN",
+            (workspace_id,),
+            [ev.id for _n, ev in batch.events],
+        )
+    )
     bulk_insert(conn, EventRecord, [r for r in rows if r["event_id"] not in stored])
     fresh = [ev for _n, ev in batch.events if ev.id not in stored]
     old = [(n, ev) for n, ev in batch.events if ev.id in stored]
