@@ -8,7 +8,15 @@ from sqlalchemy import Engine, select
 
 from quanzi.commerce.models import Order, Refund
 from quanzi.core.groups.models import Group, GroupChange
-from quanzi.core.members.models import ContactEvent, DailyActivity, Join, Leave, Member, Membership
+from quanzi.core.members.models import (
+    ContactEvent,
+    DailyActivity,
+    Join,
+    Leave,
+    Member,
+    Membership,
+    MemberWeek,
+)
 
 
 def projections(engine: Engine, ws: int) -> dict[str, list[tuple[Any, ...]]]:
@@ -40,6 +48,7 @@ def projections(engine: Engine, ws: int) -> dict[str, list[tuple[Any, ...]]]:
                 r.first_contact_us,
                 r.first_contact_channel,
                 r.first_message_us,
+                r.first_message_day,
                 r.channel,
                 sorted((r.profile or {}).items()),
             )
@@ -97,5 +106,9 @@ def projections(engine: Engine, ws: int) -> dict[str, list[tuple[Any, ...]]]:
         out["refunds"] = sorted(
             (r.event_id, r.platform, r.order_key, r.amount_fen, r.ts_us, r.day)
             for r in c.execute(select(Refund).where(Refund.workspace_id == ws))
+        )
+        out["member_weeks"] = sorted(
+            (m(r.member_id), r.week)
+            for r in c.execute(select(MemberWeek).where(MemberWeek.workspace_id == ws))
         )
     return out

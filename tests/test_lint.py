@@ -29,7 +29,9 @@ def _tool(name: str) -> str:
     ids=["ruff-check", "ruff-format"],
 )
 def test_ruff(args: list[str]) -> None:
-    res = subprocess.run([_tool("ruff"), *args], cwd=ROOT, capture_output=True, text=True, check=False)
+    res = subprocess.run(
+        [_tool("ruff"), *args], cwd=ROOT, capture_output=True, text=True, check=False
+    )
     assert res.returncode == 0, res.stdout + res.stderr
 
 

@@ -11,6 +11,7 @@ from quanzi.core.members.models import (
     Leave,
     Member,
     Membership,
+    MemberWeek,
 )
 from quanzi.core.workspaces.models import ApiToken, Workspace
 
@@ -25,6 +26,7 @@ __all__ = [
     "Join",
     "Leave",
     "Member",
+    "MemberWeek",
     "Membership",
     "Order",
     "Refund",

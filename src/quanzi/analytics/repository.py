@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +22,15 @@ from sqlalchemy.orm import Session, aliased
 
 from quanzi.commerce.models import Order, Refund
 from quanzi.core.groups.models import Group, GroupChange
-from quanzi.core.members.models import DailyActivity, InviteFlag, Join, Leave, Member, Membership
+from quanzi.core.members.models import (
+    DailyActivity,
+    InviteFlag,
+    Join,
+    Leave,
+    Member,
+    Membership,
+    MemberWeek,
+)
 
 # Monday of the ISO week of a day number, in SQL; the offset keeps `%` non-negative for any
 # day back to year 1 (SQL's % keeps the sign of the dividend).
@@ -136,41 +144,34 @@ def group_messages(s: Session, ws: int, lo: int, hi: int) -> dict[int, tuple[int
 def group_presence(s: Session, ws: int, end_us: int, day: int) -> dict[int, tuple[int, int, int]]:
     """Per group: (size at end_us, of them posted in it in the 7 days ending `day`,
     of them posted nothing in it in the 30 days ending `day`)."""
-    cur = (
+    current = s.execute(
         select(Membership.group_id, Membership.member_id)
         .join(Member, Member.id == Membership.member_id)
         .where(Membership.workspace_id == ws, _not_staff(), _in_at(Membership, end_us))
         .distinct()
-        .subquery("cur")
-    )
-    last = (
-        select(
-            DailyActivity.group_id,
-            DailyActivity.member_id,
-            func.max(DailyActivity.day).label("last_day"),
+    ).all()
+    last_day: dict[tuple[int, int], int] = {
+        (g, m): d
+        for g, m, d in s.execute(
+            select(DailyActivity.group_id, DailyActivity.member_id, func.max(DailyActivity.day))
+            .where(
+                DailyActivity.workspace_id == ws,
+                DailyActivity.day >= day - 29,
+                DailyActivity.day <= day,
+            )
+            .group_by(DailyActivity.group_id, DailyActivity.member_id)
         )
-        .where(
-            DailyActivity.workspace_id == ws,
-            DailyActivity.day >= day - 29,
-            DailyActivity.day <= day,
-        )
-        .group_by(DailyActivity.group_id, DailyActivity.member_id)
-        .subquery("last")
-    )
-    q = (
-        select(
-            cur.c.group_id,
-            func.count(),
-            func.sum(case((last.c.last_day >= day - 6, 1), else_=0)),
-            func.sum(case((last.c.last_day.is_(None), 1), else_=0)),
-        )
-        .select_from(cur)
-        .outerjoin(
-            last, and_(last.c.group_id == cur.c.group_id, last.c.member_id == cur.c.member_id)
-        )
-        .group_by(cur.c.group_id)
-    )
-    return {g: (int(n), int(a or 0), int(sl or 0)) for g, n, a, sl in s.execute(q)}
+    }
+    out: dict[int, list[int]] = {}
+    for g, m in current:
+        c = out.setdefault(g, [0, 0, 0])
+        c[0] += 1
+        d = last_day.get((g, m))
+        if d is None:
+            c[2] += 1
+        elif d >= day - 6:
+            c[1] += 1
+    return {g: (n, a, sl) for g, (n, a, sl) in out.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,7 +210,7 @@ def invite_facts(
     lo_day: int,
     hi_day: int,
     hold_us: int,
-    inviter_ids: Sequence[int] | None = None,
+    inviter_ids: Collection[int] | None = None,
 ) -> list[InviteFact]:
     """Raw invites whose join falls on local days lo..hi (optionally only of some inviters)."""
     invitee = aliased(Member)
@@ -245,24 +246,26 @@ def invite_facts(
             inviter.is_staff.is_(False),
         )
     )
+    # One pass over the window's joins (index on day), filtered here: a chunked IN over
+    # inviter ids would scan the window once per chunk.
+    wanted = inviter_ids
     out: list[InviteFact] = []
-    ids = list(inviter_ids) if inviter_ids is not None else None
-    chunks = [ids[i : i + 500] for i in range(0, len(ids), 500)] if ids is not None else [None]
-    for chunk in chunks:
-        qq = q if chunk is None else q.where(Join.inviter_id.in_(chunk))
-        for row in s.execute(qq):
-            out.append(
-                InviteFact(
-                    int(row[0] or 0),
-                    row[1],
-                    row[2],
-                    int(row[3]),
-                    int(row[4]),
-                    bool(row[5]),
-                    bool(row[6]),
-                    bool(row[7]),
-                )
+    for row in s.execute(q):
+        inviter_id = int(row[0] or 0)
+        if wanted is not None and inviter_id not in wanted:
+            continue
+        out.append(
+            InviteFact(
+                inviter_id,
+                row[1],
+                row[2],
+                int(row[3]),
+                int(row[4]),
+                bool(row[5]),
+                bool(row[6]),
+                bool(row[7]),
             )
+        )
     return out
 
 
@@ -289,12 +292,21 @@ def acquired_members(s: Session, ws: int, lo_day: int, hi_day: int) -> list[Any]
         da.last_us > fj + day7,
         da.first_us <= fj + day30,
     )
+    # The member's first message settles "activated" without a lookup unless it came before
+    # the first join; "retained" is looked up only for the activated.
+    fm = Member.first_message_us
+    act = case(
+        (fm.is_(None), False),
+        (and_(fm >= fj, fm <= fj + day7), True),
+        (fm > fj + day7, False),
+        else_=activated,
+    )
     q = select(
         Member.id,
         Member.first_join_us,
         Member.channel,
-        activated.label("act"),
-        retained.label("ret"),
+        act.label("act"),
+        case((act, retained), else_=False).label("ret"),
     ).where(
         Member.workspace_id == ws,
         _not_staff(),
@@ -351,22 +363,21 @@ def activity_retention(
 ) -> dict[tuple[int, int], int]:
     """Members active (anywhere) per (cohort Monday, activity Monday)."""
     cw = week_expr(Member.first_join_day)
-    aw = week_expr(DailyActivity.day)
     q = (
-        select(cw, aw, func.count(distinct(Member.id)))
+        select(cw, MemberWeek.week, func.count())
         .join(
-            DailyActivity,
-            and_(DailyActivity.member_id == Member.id, DailyActivity.workspace_id == ws),
+            MemberWeek,
+            and_(MemberWeek.member_id == Member.id, MemberWeek.workspace_id == ws),
         )
         .where(
             Member.workspace_id == ws,
             _not_staff(),
             Member.first_join_day >= lo_day,
             Member.first_join_day <= hi_day,
-            DailyActivity.day >= lo_day,
-            DailyActivity.day <= last_day,
+            MemberWeek.week >= lo_day,
+            MemberWeek.week <= last_day,
         )
-        .group_by(cw, aw)
+        .group_by(cw, MemberWeek.week)
     )
     return {(int(c), int(a)): int(n) for c, a, n in s.execute(q)}
 
@@ -411,29 +422,55 @@ def membership_retention(
     return {(int(c), int(k)): int(n) for c, k, n in s.execute(q)}
 
 
-def member_weeks(s: Session, ws: int, lo_day: int, hi_day: int) -> list[tuple[int, int]]:
-    """Distinct (member, activity Monday) of members (not staff) over days lo..hi."""
-    aw = week_expr(DailyActivity.day)
-    q = (
-        select(DailyActivity.member_id, aw)
-        .join(Member, Member.id == DailyActivity.member_id)
+def lifecycle_counts(
+    s: Session, ws: int, first_week: int, last_week: int
+) -> tuple[dict[int, int], dict[int, int], dict[int, int]]:
+    """Per week (Monday), over members (not staff): how many were active; how many were
+    active that week and the week before; how many posted their first message that week."""
+    active_q = (
+        select(MemberWeek.week, func.count())
+        .join(Member, Member.id == MemberWeek.member_id)
         .where(
-            DailyActivity.workspace_id == ws,
+            MemberWeek.workspace_id == ws,
             _not_staff(),
-            DailyActivity.day >= lo_day,
-            DailyActivity.day <= hi_day,
+            MemberWeek.week >= first_week - 7,
+            MemberWeek.week <= last_week,
         )
-        .distinct()
+        .group_by(MemberWeek.week)
     )
-    return [(int(m), int(w)) for m, w in s.execute(q)]
+    prev = aliased(MemberWeek)
+    both_q = (
+        select(MemberWeek.week, func.count())
+        .join(
+            prev,
+            and_(
+                prev.workspace_id == ws,
+                prev.member_id == MemberWeek.member_id,
+                prev.week == MemberWeek.week - 7,
+            ),
+        )
+        .join(Member, Member.id == MemberWeek.member_id)
+        .where(
+            MemberWeek.workspace_id == ws,
+            _not_staff(),
+            MemberWeek.week >= first_week,
+            MemberWeek.week <= last_week,
+        )
+        .group_by(MemberWeek.week)
+    )
+    fw = week_expr(Member.first_message_day)
+    new_q = (
+        select(fw, func.count())
+        .where(
+            Member.workspace_id == ws,
+            _not_staff(),
+            Member.first_message_day >= first_week,
+            Member.first_message_day <= last_week + 6,
+        )
+        .group_by(fw)
+    )
 
+    def counts(q: Any) -> dict[int, int]:
+        return {int(w): int(n) for w, n in s.execute(q)}
 
-def first_message_instants(s: Session, ws: int, member_ids: Sequence[int]) -> dict[int, int]:
-    out: dict[int, int] = {}
-    ids = list(member_ids)
-    for i in range(0, len(ids), 500):
-        q = select(Member.id, Member.first_message_us).where(Member.id.in_(ids[i : i + 500]))
-        for m, t in s.execute(q):
-            if t is not None:
-                out[int(m)] = int(t)
-    return out
+    return counts(active_q), counts(both_q), counts(new_q)

@@ -150,93 +150,80 @@ def retention(s: Session, ws: int, cal: LocalCalendar, p: ReportParams) -> dict[
 def lifecycle(s: Session, ws: int, cal: LocalCalendar, p: ReportParams) -> dict[str, Any]:
     first_week = week_start(p.from_day)
     last_week = week_start(p.to_day)
-    active: dict[int, set[int]] = defaultdict(set)
-    for member, wk in repo.member_weeks(s, ws, first_week - 7, last_week + 6):
-        active[wk].add(member)
-    members = set().union(*active.values()) if active else set()
-    first_msg_week = {
-        m: week_start(cal.day_of(t))
-        for m, t in repo.first_message_instants(s, ws, sorted(members)).items()
-    }
+    active, both, new = repo.lifecycle_counts(s, ws, first_week, last_week)
     weeks = []
     for wk in range(first_week, last_week + 1, 7):
-        now, prev = active.get(wk, set()), active.get(wk - 7, set())
-        new = returning = resurrecting = 0
-        for m in now:
-            if m in prev:
-                returning += 1
-            elif first_msg_week.get(m) == wk:
-                new += 1
-            else:
-                resurrecting += 1
+        returning = both.get(wk, 0)
+        # Active this week and not the previous: new if it is their first message, else
+        # resurrecting (they were active in some earlier week).
+        fresh = new.get(wk, 0)
         weeks.append(
             {
                 "week": week_label(wk),
-                "new": new,
+                "new": fresh,
                 "returning": returning,
-                "resurrecting": resurrecting,
-                "dormant": len(prev - now),
+                "resurrecting": active.get(wk, 0) - returning - fresh,
+                "dormant": active.get(wk - 7, 0) - returning,
             }
         )
     return {"weeks": weeks}
 
 
-def _acquisition(s: Session, ws: int, cal: LocalCalendar, p: ReportParams) -> list[dict[str, Any]]:
-    """The funnel's acquired members with their stage flags and 30-day net revenue."""
+def _acquisition(
+    s: Session, ws: int, cal: LocalCalendar, p: ReportParams, by_channel: bool
+) -> dict[str, list[int]]:
+    """The funnel over acquired members, summed per channel (or all under ""): [acquired,
+    activated, retained, revenue members, referral members, 30-day net revenue in fen]."""
     acquired = repo.acquired_members(s, ws, p.from_day, p.to_day)
+    out: dict[str, list[int]] = {}
     if not acquired:
-        return []
-    first = {r.id: r.first_join_us for r in acquired}
+        return out
+    first = {r[0]: r[1] for r in acquired}
     lo = min(first.values())
     hi = max(first.values()) + DAYS_30_US
     revenue: dict[int, int] = defaultdict(int)
-    paying: set[int] = set()
     for member, paid_us, net in repo.net_orders(s, ws, lo, hi):
         fj = first.get(member)
         if fj is not None and fj <= paid_us <= fj + DAYS_30_US:
-            paying.add(member)
             revenue[member] += net
     hold = p.hold_hours * HOUR_US
     referrers: set[int] = set()
     lo_day = cal.day_of(lo) - 1
     hi_day = cal.day_of(hi) + 1
-    for f in repo.invite_facts(s, ws, lo_day, hi_day, hold, inviter_ids=sorted(first)):
+    for f in repo.invite_facts(s, ws, lo_day, hi_day, hold, inviter_ids=first):
         fj = first[f.inviter_id]
         if fj <= f.joined_us <= fj + DAYS_30_US and f.valid(hold, p.as_of_us):
             referrers.add(f.inviter_id)
-    return [
-        {
-            "id": r.id,
-            "channel": r.channel or "(none)",
-            "activated": bool(r.act),
-            "retained": bool(r.act) and bool(r.ret),
-            "revenue": r.id in paying,
-            "revenue_fen": revenue.get(r.id, 0),
-            "referral": r.id in referrers,
-        }
-        for r in acquired
-    ]
+    for member, _fj, channel, act, ret in acquired:
+        c = out.get(channel or "(none)" if by_channel else "")
+        if c is None:
+            c = out[channel or "(none)" if by_channel else ""] = [0, 0, 0, 0, 0, 0]
+        c[0] += 1
+        if act:
+            c[1] += 1
+            if ret:
+                c[2] += 1
+        if member in revenue:
+            c[3] += 1
+            c[5] += revenue[member]
+        if member in referrers:
+            c[4] += 1
+    return out
 
 
 def funnel(s: Session, ws: int, cal: LocalCalendar, p: ReportParams) -> dict[str, Any]:
-    rows = _acquisition(s, ws, cal, p)
+    c = _acquisition(s, ws, cal, p, by_channel=False).get("", [0] * 6)
     return {
-        "acquired": len(rows),
-        "activated": sum(r["activated"] for r in rows),
-        "retained": sum(r["retained"] for r in rows),
-        "revenue": sum(r["revenue"] for r in rows),
-        "referral": sum(r["referral"] for r in rows),
+        "acquired": c[0],
+        "activated": c[1],
+        "retained": c[2],
+        "revenue": c[3],
+        "referral": c[4],
     }
 
 
 def channels(s: Session, ws: int, cal: LocalCalendar, p: ReportParams) -> dict[str, Any]:
-    per: dict[str, list[int]] = {}
-    for r in _acquisition(s, ws, cal, p):
-        c = per.setdefault(r["channel"], [0, 0, 0, 0])
-        c[0] += 1
-        c[1] += r["activated"]
-        c[2] += r["revenue"]
-        c[3] += r["revenue_fen"]
+    per = _acquisition(s, ws, cal, p, by_channel=True)
     ordered = sorted(per.items(), key=lambda kv: (-kv[1][0], kv[0]))
     return {
         "channels": [
@@ -244,8 +231,8 @@ def channels(s: Session, ws: int, cal: LocalCalendar, p: ReportParams) -> dict[s
                 "channel": ch,
                 "acquired": c[0],
                 "activated": c[1],
-                "revenue_members": c[2],
-                "revenue": c[3],
+                "revenue_members": c[3],
+                "revenue": c[5],
             }
             for ch, c in ordered
         ]

@@ -31,9 +31,10 @@ from quanzi.core.members.models import (
     Leave,
     Member,
     Membership,
+    MemberWeek,
 )
 from quanzi.core.workspaces.models import Workspace
-from quanzi.kit.clock import LocalCalendar
+from quanzi.kit.clock import LocalCalendar, week_start
 
 NONE_CHANNEL = "(none)"
 _CHUNK = 500  # ids per IN (...) list
@@ -242,6 +243,7 @@ class Applier:
         orders: dict[Key, tuple[tuple[int, str], dict[str, Any]]] = {}
         activity: dict[tuple[int, int, int], list[int]] = {}
         dirty_pairs: set[tuple[int, int]] = set()
+        weeks: set[tuple[int, int]] = set()
         dismissed_groups: set[int] = set()
         day_of = self.cal.day_of
 
@@ -264,7 +266,8 @@ class Applier:
             if t == "message.posted":
                 gid = ids.groups[(p, d["group"])]
                 mid = ids.members[(p, d["member"])]
-                k = (gid, mid, day_of(ts))
+                day = day_of(ts)
+                k = (gid, mid, day)
                 a = activity.get(k)
                 if a is None:
                     activity[k] = [1, ts, ts]
@@ -274,7 +277,8 @@ class Applier:
                         a[1] = ts
                     if ts > a[2]:
                         a[2] = ts
-                earliest(member_cand[mid], "first_message", order, None)
+                earliest(member_cand[mid], "first_message", order, day)
+                weeks.add((mid, week_start(day)))
             elif t == "member.joined":
                 gid = ids.groups[(p, d["group"])]
                 mid = ids.members[(p, d["member"])]
@@ -414,6 +418,13 @@ class Applier:
         bulk_insert(conn, GroupChange, changes)
         if activity:
             self._add_activity(activity)
+        if weeks:
+            bulk_insert(
+                conn,
+                MemberWeek,
+                [{"workspace_id": self.ws, "member_id": m, "week": w} for m, w in sorted(weeks)],
+                " ON CONFLICT DO NOTHING",
+            )
         if orders:
             self._put_orders(orders)
         if group_cand:
@@ -531,7 +542,9 @@ class Applier:
         # Most members in a batch only posted: their one possible change (an earlier first
         # message) is a conditional UPDATE, with nothing to read first.
         posters = sorted(m for m, c in cand.items() if len(c) == 1 and "first_message" in c)
-        self._earlier_first_message([(m, cand[m]["first_message"][0][0]) for m in posters])
+        self._earlier_first_message(
+            [(m, cand[m]["first_message"][0][0], cand[m]["first_message"][1]) for m in posters]
+        )
         poster_set = set(posters)
         mids = sorted(m for m in cand if m not in poster_set)
         cols = (
@@ -581,6 +594,7 @@ class Applier:
                 ts = c["first_message"][0][0]
                 if r.first_message_us is None or ts < r.first_message_us:
                     v["first_message_us"] = ts
+                    v["first_message_day"] = c["first_message"][1]
             if "name" in c:
                 (ts, eid), name = c["name"]
                 if r.name_us is None or (ts, eid) > (r.name_us, r.name_event):
@@ -619,20 +633,22 @@ class Applier:
                 [(*(p[c] for c in colset), p["_id"]) for p in params],
             )
 
-    def _earlier_first_message(self, rows: list[tuple[int, int]]) -> None:
+    def _earlier_first_message(self, rows: list[tuple[int, int, int]]) -> None:
+        """(member, instant, local day): set where earlier than the member's first message."""
         if not rows:
             return
         if self.conn.dialect.name != "postgresql":
             self.conn.exec_driver_sql(
-                "UPDATE members SET first_message_us = ? WHERE id = ?"
+                "UPDATE members SET first_message_us = ?, first_message_day = ? WHERE id = ?"
                 " AND (first_message_us IS NULL OR first_message_us > ?)",
-                [(ts, mid, ts) for mid, ts in rows],
+                [(ts, day, mid, ts) for mid, ts, day in rows],
             )
             return
         for part in _chunks(rows, 1000):
-            values = ", ".join(["(%s, %s)"] * len(part))
+            values = ", ".join(["(%s, %s, %s)"] * len(part))
             self.conn.exec_driver_sql(
-                f"UPDATE members AS m SET first_message_us = v.ts FROM (VALUES {values}) AS v(id, ts)"
+                "UPDATE members AS m SET first_message_us = v.ts, first_message_day = v.day"
+                f" FROM (VALUES {values}) AS v(id, ts, day)"
                 " WHERE m.id = v.id AND (m.first_message_us IS NULL OR m.first_message_us > v.ts)",
                 tuple(x for row in part for x in row),
             )
@@ -682,6 +698,7 @@ class Applier:
 
 
 PROJECTION_TABLES = (
+    MemberWeek,
     Membership,
     Join,
     Leave,
@@ -731,6 +748,7 @@ def rebuild(
                 first_contact_event=None,
                 first_contact_channel=None,
                 first_message_us=None,
+                first_message_day=None,
                 channel=None,
                 profile=None,
             )

@@ -360,7 +360,7 @@ def parse_event(line: str | bytes) -> Event:
     obj = _loads(line)
     if not isinstance(obj, dict):
         raise EventRefused("an event must be a JSON object")
-    data = {k: v for k, v in obj.items() if v is not None}
+    data = obj if None not in obj.values() else {k: v for k, v in obj.items() if v is not None}
     etype = data.get("type")
     if etype is None:
         raise EventRefused("type is required")

@@ -49,6 +49,7 @@ class Member(Base):
     first_contact_event: Mapped[str | None] = mapped_column(String(200))
     first_contact_channel: Mapped[str | None] = mapped_column(Text)
     first_message_us: Mapped[int | None] = mapped_column(BigInteger)
+    first_message_day: Mapped[int | None] = mapped_column(Integer)
     # Acquisition channel (first touch), "(none)" when the first touch carried none.
     channel: Mapped[str | None] = mapped_column(Text)
     # Profile fields from profile.updated: {field: [value, ts_us, event_id]}, last write wins.
@@ -148,6 +149,24 @@ Index(
     DailyActivity.member_id,
     DailyActivity.day,
 )
+
+
+class MemberWeek(Base):
+    """A member posted at least once (anywhere) in the ISO week starting on local day `week`:
+    what retention and lifecycle count, without a DISTINCT over daily activity."""
+
+    __tablename__ = "member_weeks"
+
+    workspace_id: Mapped[int] = mapped_column(
+        ForeignKey("workspaces.id", ondelete="CASCADE"), primary_key=True
+    )
+    member_id: Mapped[int] = mapped_column(
+        ForeignKey("members.id", ondelete="CASCADE"), primary_key=True
+    )
+    week: Mapped[int] = mapped_column(Integer, primary_key=True)
+
+
+Index("ix_member_weeks_ws_week", MemberWeek.workspace_id, MemberWeek.week)
 
 
 class ContactEvent(Base):
