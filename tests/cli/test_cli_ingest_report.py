@@ -151,7 +151,7 @@ def test_report_errors_are_clear(cli: CliRunner) -> None:
 def test_kill_9_mid_ingest_loses_nothing_acknowledged_and_half_applies_nothing(
     db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    lines = random_events(5, n_members=3000, days=45)
+    lines = random_events(5, n_members=8000, days=45)
     big = tmp_path / "big.jsonl"
     big.write_text("\n".join(lines) + "\n", encoding="utf-8")
     env = {**os.environ, "QUANZI_DATABASE_URL": db_url}
@@ -167,7 +167,7 @@ def test_kill_9_mid_ingest_loses_nothing_acknowledged_and_half_applies_nothing(
             if stored > 0:
                 break
             time.sleep(0.02)
-        time.sleep(random.Random(1).uniform(0.05, 0.3))
+        time.sleep(random.Random(1).uniform(0.0, 0.1))
         proc.send_signal(signal.SIGKILL)
     finally:
         proc.wait()

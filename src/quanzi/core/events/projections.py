@@ -17,7 +17,7 @@ from operator import itemgetter
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, and_, delete, func, insert, select, text, update
+from sqlalchemy import Connection, Engine, and_, delete, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from quanzi.commerce.models import Order, Refund
@@ -130,9 +130,16 @@ class Identities:
         self._lookup(model, keycol, cache, missing)
         still = sorted(k for k in missing if k not in cache)
         if still:
-            stmt = _upsert_insert(self.conn, model).on_conflict_do_nothing()
-            self.conn.execute(
-                stmt, [{"workspace_id": self.ws, "platform": p, keycol: k} for p, k in still]
+            extra = (
+                {"is_staff_joined": False, "staff_marked": False, "is_staff": False}
+                if model is Member
+                else {}
+            )
+            bulk_insert(
+                self.conn,
+                model,
+                [{"workspace_id": self.ws, "platform": p, keycol: k, **extra} for p, k in still],
+                " ON CONFLICT DO NOTHING",
             )
             self._lookup(model, keycol, cache, still)
 
@@ -488,8 +495,10 @@ class Applier:
                 new_rows.append(row)
             elif order < cur[1]:
                 self.conn.execute(update(Order).where(Order.id == cur[0]).values(**row))
-        if new_rows:
-            self.conn.execute(insert(Order), new_rows)
+        for row in new_rows:
+            if row["items"] is not None:
+                row["items"] = orjson.dumps(row["items"]).decode()
+        bulk_insert(self.conn, Order, new_rows)
 
     def _update_groups(self, cand: dict[int, dict[str, Any]]) -> None:
         gids = sorted(cand)
