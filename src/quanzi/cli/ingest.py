@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +24,8 @@ from quanzi.cli.common import WorkspaceOption, cli_session, console, err_console
 from quanzi.core.events.service import ingest_lines
 from quanzi.core.workspaces.service import get_or_create_workspace
 from quanzi.db.engine import get_engine
+
+PARALLEL_FROM_BYTES = 4 * 1024 * 1024
 
 
 class _Sources:
@@ -93,6 +96,9 @@ def ingest(
             ws_id,
             sources.lines(),
             strict=strict,
+            # A second core validates while this one writes, when there is enough to gain.
+            parallel=(os.cpu_count() or 1) > 1
+            and (sources.total_bytes > PARALLEL_FROM_BYTES or "-" in files),
             on_progress=lambda _n: progress.update(task, completed=sources.bytes_read),
         )
     errors = [f"{sources.where(n)}: {reason}" for n, reason in report.refused]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from quanzi.db.base import Base
@@ -12,10 +12,9 @@ class EventRecord(Base):
     """One accepted event, kept exactly as parsed (unknown fields included)."""
 
     __tablename__ = "events"
-    __table_args__ = (
-        UniqueConstraint("workspace_id", "event_id"),
-        Index("ix_events_workspace_ts", "workspace_id", "ts_us", "event_id"),
-    )
+    # One index only (the unique one): reports read projections, and rebuild reads by `seq`;
+    # every further index on a million-row log is paid by every ingest.
+    __table_args__ = (UniqueConstraint("workspace_id", "event_id"),)
 
     seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))

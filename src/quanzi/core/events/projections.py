@@ -34,7 +34,7 @@ from quanzi.core.members.models import (
     MemberWeek,
 )
 from quanzi.core.workspaces.models import Workspace
-from quanzi.kit.clock import LocalCalendar, week_start
+from quanzi.kit.clock import LocalCalendar
 
 NONE_CHANNEL = "(none)"
 _CHUNK = 500  # ids per IN (...) list
@@ -93,14 +93,28 @@ def select_in(
 
 
 def bulk_insert(conn: Connection, table: Any, rows: list[dict[str, Any]], suffix: str = "") -> None:
-    """INSERT many rows through the driver's executemany: the hot path of ingest, where
-    SQLAlchemy's per-row parameter processing would cost more than the database itself."""
+    """INSERT many rows (dicts with the same keys) through the driver: see `insert_values`."""
     if not rows:
         return
     cols = list(rows[0])
-    head = f"INSERT INTO {table.__tablename__} ({', '.join(cols)}) VALUES "
     get = itemgetter(*cols)
     values = [get(r) for r in rows] if len(cols) > 1 else [(get(r),) for r in rows]
+    insert_values(conn, table, cols, values, suffix)
+
+
+def insert_values(
+    conn: Connection,
+    table: Any,
+    cols: Sequence[str],
+    values: list[tuple[Any, ...]],
+    suffix: str = "",
+) -> None:
+    """INSERT many rows (tuples in `cols` order) through the driver's executemany: the hot path
+    of ingest, where SQLAlchemy's per-row parameter processing would cost more than the
+    database itself."""
+    if not values:
+        return
+    head = f"INSERT INTO {table.__tablename__} ({', '.join(cols)}) VALUES "
     if conn.dialect.name != "postgresql":
         conn.exec_driver_sql(head + f"({', '.join(['?'] * len(cols))}){suffix}", values)
         return
@@ -251,6 +265,7 @@ class Applier:
         activity: dict[tuple[int, int, int], list[int]] = {}
         dirty_pairs: set[tuple[int, int]] = set()
         weeks: set[tuple[int, int]] = set()
+        first_message: dict[int, tuple[tuple[int, str], int]] = {}
         dismissed_groups: set[int] = set()
         day_of = self.cal.day_of
 
@@ -264,17 +279,17 @@ class Applier:
             if cur is None or order > cur[0]:
                 cand[name] = (order, value)
 
+        groups_ids, member_ids = ids.groups, ids.members
         for ev in events:
             d = ev.data
             p = ev.platform
             t = ev.type
             ts = ev.ts_us
-            order = (ts, ev.id)
             if t == "message.posted":
-                gid = ids.groups[(p, d["group"])]
-                mid = ids.members[(p, d["member"])]
+                # The bulk of any community's events: kept lean.
+                mid = member_ids[(p, d["member"])]
                 day = day_of(ts)
-                k = (gid, mid, day)
+                k = (groups_ids[(p, d["group"])], mid, day)
                 a = activity.get(k)
                 if a is None:
                     activity[k] = [1, ts, ts]
@@ -284,9 +299,13 @@ class Applier:
                         a[1] = ts
                     if ts > a[2]:
                         a[2] = ts
-                earliest(member_cand[mid], "first_message", order, day)
-                weeks.add((mid, week_start(day)))
-            elif t == "member.joined":
+                first = first_message.get(mid)
+                if first is None or (ts, ev.id) < first[0]:
+                    first_message[mid] = ((ts, ev.id), day)
+                weeks.add((mid, day - (day + 3) % 7))
+                continue
+            order = (ts, ev.id)
+            if t == "member.joined":
                 gid = ids.groups[(p, d["group"])]
                 mid = ids.members[(p, d["member"])]
                 inviter = d.get("inviter")
@@ -417,6 +436,8 @@ class Applier:
                     }
                 )
 
+        for mid, cand in first_message.items():
+            member_cand[mid]["first_message"] = cand
         conn = self.conn
         bulk_insert(conn, Join, joins)
         bulk_insert(conn, Leave, leaves)
@@ -426,10 +447,11 @@ class Applier:
         if activity:
             self._add_activity(activity)
         if weeks:
-            bulk_insert(
+            insert_values(
                 conn,
                 MemberWeek,
-                [{"workspace_id": self.ws, "member_id": m, "week": w} for m, w in sorted(weeks)],
+                ("workspace_id", "member_id", "week"),
+                [(self.ws, m, w) for m, w in sorted(weeks)],
                 " ON CONFLICT DO NOTHING",
             )
         if orders:
@@ -455,22 +477,12 @@ class Applier:
         pg = self.conn.dialect.name == "postgresql"
         least, greatest = ("LEAST", "GREATEST") if pg else ("min", "max")
         t = DailyActivity.__tablename__
-        rows = [
-            {
-                "workspace_id": self.ws,
-                "group_id": g,
-                "member_id": m,
-                "day": day,
-                "messages": a[0],
-                "first_us": a[1],
-                "last_us": a[2],
-            }
-            for (g, m, day), a in sorted(activity.items())
-        ]
-        bulk_insert(
+        ws = self.ws
+        insert_values(
             self.conn,
             DailyActivity,
-            rows,
+            ("workspace_id", "group_id", "member_id", "day", "messages", "first_us", "last_us"),
+            [(ws, g, m, day, a[0], a[1], a[2]) for (g, m, day), a in sorted(activity.items())],
             " ON CONFLICT (workspace_id, group_id, member_id, day) DO UPDATE SET"
             f" messages = {t}.messages + excluded.messages,"
             f" first_us = {least}({t}.first_us, excluded.first_us),"

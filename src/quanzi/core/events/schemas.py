@@ -404,3 +404,33 @@ def parse_event(line: str | bytes) -> Event:
         data=data,
         raw=raw.strip(),
     )
+
+
+def check_lines(lines: list[bytes | str]) -> list[int | str | None]:
+    """Validate lines (in another process, when ingest parses in parallel): for each, its
+    instant in µs when valid, the reason when refused, None when blank."""
+    out: list[int | str | None] = []
+    for line in lines:
+        if not line.strip():
+            out.append(None)
+            continue
+        try:
+            out.append(parse_event(line).ts_us)
+        except EventRefused as exc:
+            out.append(str(exc))
+    return out
+
+
+def checked_event(line: str | bytes, ts_us: int) -> Event:
+    """The Event of a line `check_lines` found valid: parsed again, not validated again."""
+    obj = _loads(line)
+    data = obj if None not in obj.values() else {k: v for k, v in obj.items() if v is not None}
+    raw = line.decode("utf-8") if isinstance(line, bytes) else line
+    return Event(
+        id=data["id"],
+        type=data["type"],
+        ts_us=ts_us,
+        platform=data["platform"],
+        data=data,
+        raw=raw.strip(),
+    )

@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import multiprocessing
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
+from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, select, update
 
 from quanzi.core.events.models import EventRecord
-from quanzi.core.events.projections import Applier, bulk_insert, lock_workspace, select_in
-from quanzi.core.events.schemas import Event, EventRefused, parse_event
+from quanzi.core.events.projections import Applier, insert_values, lock_workspace, select_in
+from quanzi.core.events.schemas import (
+    Event,
+    EventRefused,
+    check_lines,
+    checked_event,
+    parse_event,
+)
 from quanzi.core.workspaces.models import Workspace
 from quanzi.kit.clock import now_us
 
@@ -37,6 +46,45 @@ class IngestReport:
         }
 
 
+def _batches(
+    numbered: Iterator[tuple[int, bytes | str]], size: int, parallel: bool
+) -> Iterator[tuple[list[tuple[int, bytes | str]], list[int | str | None] | None]]:
+    """Slices of `size` lines; with `parallel`, each with the verdicts of `check_lines` from a
+    worker process, which validates the next two slices while the caller applies this one."""
+    if not parallel:
+        while chunk := list(islice(numbered, size)):
+            yield chunk, None
+        return
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(1) as pool:
+        pending: deque[tuple[list[tuple[int, bytes | str]], Any]] = deque()
+        while True:
+            while len(pending) < 3 and (chunk := list(islice(numbered, size))):
+                pending.append((chunk, pool.apply_async(check_lines, ([ln for _n, ln in chunk],))))
+            if not pending:
+                return
+            chunk, result = pending.popleft()
+            yield chunk, result.get()
+
+
+def _relax_sync(conn: Connection) -> bool:
+    """After the first batch of a long SQLite ingest: commits without fsync until the last.
+
+    In WAL mode a commit with synchronous=NORMAL survives the process being killed (the OS
+    has the pages) but not a power cut; the final commit of the ingest runs with FULL, whose
+    fsync of the WAL makes every earlier batch durable too before the ingest is acknowledged.
+    """
+    if conn.dialect.name != "sqlite":
+        return False
+    _driver(conn).execute("PRAGMA synchronous=NORMAL")
+    return True
+
+
+def _driver(conn: Connection) -> Any:
+    """The DBAPI connection, for pragmas that must run outside a transaction."""
+    return conn.connection.dbapi_connection
+
+
 def _numbered(lines: Iterable[bytes | str]) -> Iterator[tuple[int, bytes | str]]:
     return enumerate(lines, start=1)
 
@@ -44,18 +92,32 @@ def _numbered(lines: Iterable[bytes | str]) -> Iterator[tuple[int, bytes | str]]
 class _Batch:
     """Parses a slice of lines; keeps the first line of each id (later ones are duplicates)."""
 
-    def __init__(self, numbered: list[tuple[int, bytes | str]], report: IngestReport) -> None:
+    def __init__(
+        self,
+        numbered: list[tuple[int, bytes | str]],
+        report: IngestReport,
+        checked: list[int | str | None] | None = None,
+    ) -> None:
         self.events: list[tuple[int, Event]] = []
         self.dups: list[tuple[int, Event, Event | None]] = []  # (line, this, first)
         first: dict[str, Event] = {}
-        for n, line in numbered:
-            if not line.strip():
-                continue
-            try:
-                ev = parse_event(line)
-            except EventRefused as exc:
-                report.refused.append((n, str(exc)))
-                continue
+        for i, (n, line) in enumerate(numbered):
+            if checked is not None:
+                verdict = checked[i]
+                if verdict is None:
+                    continue
+                if isinstance(verdict, str):
+                    report.refused.append((n, verdict))
+                    continue
+                ev = checked_event(line, verdict)
+            else:
+                if not line.strip():
+                    continue
+                try:
+                    ev = parse_event(line)
+                except EventRefused as exc:
+                    report.refused.append((n, str(exc)))
+                    continue
             prev = first.get(ev.id)
             if prev is not None:
                 self.dups.append((n, ev, prev))
@@ -67,18 +129,6 @@ class _Batch:
 def _store(conn: Connection, workspace_id: int, batch: _Batch, report: IngestReport) -> list[Event]:
     """Append the batch to the log; return the events that were new (the rest are duplicates)."""
     received = now_us()
-    rows = [
-        {
-            "workspace_id": workspace_id,
-            "event_id": ev.id,
-            "type": ev.type,
-            "platform": ev.platform,
-            "ts_us": ev.ts_us,
-            "raw": ev.raw,
-            "received_at_us": received,
-        }
-        for _n, ev in batch.events
-    ]
     # Writers of a workspace hold its lock (lock_workspace), so what is not in the log now
     # cannot appear before this transaction commits: look up, then insert plainly.
     stored: dict[str, str] = dict(
@@ -89,7 +139,16 @@ def _store(conn: Connection, workspace_id: int, batch: _Batch, report: IngestRep
             [ev.id for _n, ev in batch.events],
         )
     )
-    bulk_insert(conn, EventRecord, [r for r in rows if r["event_id"] not in stored])
+    insert_values(
+        conn,
+        EventRecord,
+        ("workspace_id", "event_id", "type", "platform", "ts_us", "raw", "received_at_us"),
+        [
+            (workspace_id, ev.id, ev.type, ev.platform, ev.ts_us, ev.raw, received)
+            for _n, ev in batch.events
+            if ev.id not in stored
+        ],
+    )
     fresh = [ev for _n, ev in batch.events if ev.id not in stored]
     old = [(n, ev) for n, ev in batch.events if ev.id in stored]
     # A duplicate is compared with the winner: the stored event, else the batch's first line.
@@ -119,6 +178,7 @@ def ingest_lines(
     strict: bool = False,
     on_progress: Callable[[int], None] | None = None,
     batch_lines: int = BATCH_LINES,
+    parallel: bool = False,
 ) -> IngestReport:
     """Ingest JSON Lines (numbered from 1) into the workspace. See contracts/events.md.
 
@@ -126,6 +186,9 @@ def ingest_lines(
     crash loses at most the unacknowledged batch. With `strict`, the whole input is one
     transaction that is rolled back if any line is refused (the rest are still checked, so
     every bad line is reported).
+
+    `parallel` validates lines in a second process while this one writes (for large inputs
+    from a single-threaded caller such as the CLI: it forks).
     """
     report = IngestReport()
     numbered = _numbered(lines)
@@ -139,11 +202,9 @@ def ingest_lines(
         conn.commit()
         applier: Applier | None = None
         in_tx = False
-        while True:
-            chunk = list(islice(numbered, batch_lines))
-            if not chunk:
-                break
-            batch = _Batch(chunk, report)
+        relaxed = False
+        for chunk, checked in _batches(numbered, batch_lines, parallel):
+            batch = _Batch(chunk, report, checked)
             if strict and report.refused:
                 pass  # nothing more is applied; keep reading to report every bad line
             elif batch.events or batch.dups:
@@ -158,8 +219,23 @@ def ingest_lines(
                 if not strict:
                     conn.commit()
                     in_tx = False
+                    relaxed = relaxed or _relax_sync(conn)
             if on_progress:
                 on_progress(len(chunk))
+        if relaxed:
+            if in_tx:
+                conn.commit()
+                in_tx = False
+            # The acknowledging commit, with synchronous=FULL: a one-row write whose commit
+            # fsyncs the WAL file, and with it every batch committed before.
+            _driver(conn).execute("PRAGMA synchronous=FULL")
+            conn.begin()
+            in_tx = True
+            conn.execute(
+                update(Workspace)
+                .where(Workspace.id == workspace_id)
+                .values(timezone=Workspace.timezone)
+            )
         if in_tx:
             if strict and report.refused:
                 conn.rollback()
