@@ -25,7 +25,7 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     # FULL: a committed transaction is on disk before the commit returns.
     cur.execute("PRAGMA synchronous=FULL")
     cur.execute("PRAGMA busy_timeout=30000")
-    cur.execute("PRAGMA cache_size=-65536")
+    cur.execute("PRAGMA cache_size=-196608")  # up to 192 MB of pages: the log index is large
     cur.execute("PRAGMA temp_store=MEMORY")
     # Checkpoint every ~64 MB of WAL rather than every 4 MB: bulk ingest writes a lot.
     cur.execute("PRAGMA wal_autocheckpoint=16384")

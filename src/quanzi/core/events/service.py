@@ -24,7 +24,7 @@ from quanzi.core.events.schemas import (
 from quanzi.core.workspaces.models import Workspace
 from quanzi.kit.clock import now_us
 
-BATCH_LINES = 10_000
+BATCH_LINES = 20_000
 
 
 @dataclass
