@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -144,34 +143,36 @@ def group_messages(s: Session, ws: int, lo: int, hi: int) -> dict[int, tuple[int
 def group_presence(s: Session, ws: int, end_us: int, day: int) -> dict[int, tuple[int, int, int]]:
     """Per group: (size at end_us, of them posted in it in the 7 days ending `day`,
     of them posted nothing in it in the 30 days ending `day`)."""
-    current = s.execute(
+    cur = (
         select(Membership.group_id, Membership.member_id)
         .join(Member, Member.id == Membership.member_id)
         .where(Membership.workspace_id == ws, _not_staff(), _in_at(Membership, end_us))
         .distinct()
-    ).all()
-    last_day: dict[tuple[int, int], int] = {
-        (g, m): d
-        for g, m, d in s.execute(
-            select(DailyActivity.group_id, DailyActivity.member_id, func.max(DailyActivity.day))
-            .where(
-                DailyActivity.workspace_id == ws,
-                DailyActivity.day >= day - 29,
-                DailyActivity.day <= day,
-            )
-            .group_by(DailyActivity.group_id, DailyActivity.member_id)
+        .subquery("cur")
+    )
+    # The member's last day with a post in that group within the 30 days: one lookup in
+    # daily_activity's primary key per current member.
+    da = DailyActivity
+    last_day = (
+        select(func.max(da.day))
+        .where(
+            da.workspace_id == ws,
+            da.group_id == cur.c.group_id,
+            da.member_id == cur.c.member_id,
+            da.day >= day - 29,
+            da.day <= day,
         )
-    }
-    out: dict[int, list[int]] = {}
-    for g, m in current:
-        c = out.setdefault(g, [0, 0, 0])
-        c[0] += 1
-        d = last_day.get((g, m))
-        if d is None:
-            c[2] += 1
-        elif d >= day - 6:
-            c[1] += 1
-    return {g: (n, a, sl) for g, (n, a, sl) in out.items()}
+        .scalar_subquery()
+    )
+    per_member = select(cur.c.group_id, last_day.label("ld")).subquery("per_member")
+    ld = per_member.c.ld
+    q = select(
+        per_member.c.group_id,
+        func.count(),
+        func.sum(case((ld >= day - 6, 1), else_=0)),
+        func.sum(case((ld.is_(None), 1), else_=0)),
+    ).group_by(per_member.c.group_id)
+    return {int(g): (int(n), int(a or 0), int(sl or 0)) for g, n, a, sl in s.execute(q)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,7 +211,6 @@ def invite_facts(
     lo_day: int,
     hi_day: int,
     hold_us: int,
-    inviter_ids: Collection[int] | None = None,
 ) -> list[InviteFact]:
     """Raw invites whose join falls on local days lo..hi (optionally only of some inviters)."""
     invitee = aliased(Member)
@@ -246,14 +246,9 @@ def invite_facts(
             inviter.is_staff.is_(False),
         )
     )
-    # One pass over the window's joins (index on day), filtered here: a chunked IN over
-    # inviter ids would scan the window once per chunk.
-    wanted = inviter_ids
     out: list[InviteFact] = []
     for row in s.execute(q):
         inviter_id = int(row[0] or 0)
-        if wanted is not None and inviter_id not in wanted:
-            continue
         out.append(
             InviteFact(
                 inviter_id,
@@ -269,9 +264,51 @@ def invite_facts(
     return out
 
 
-def acquired_members(s: Session, ws: int, lo_day: int, hi_day: int) -> list[Any]:
-    """Members (not staff) whose first join falls on local days lo..hi, with two activity flags:
-    a message in [fj, fj + 7 d] and one in (fj + 7 d, fj + 30 d]."""
+def referrers(
+    s: Session, ws: int, lo_day: int, hi_day: int, hold_us: int, as_of_us: int
+) -> set[int]:
+    """Members (not staff) whose first join is on days lo..hi and who have at least one valid
+    invite whose invitee joined within 30 × 24 h after that first join (the funnel's referral)."""
+    day30 = 30 * 86_400 * 1_000_000
+    invitee = aliased(Member)
+    inviter = aliased(Member)
+    q = (
+        select(Join.inviter_id)
+        .join(inviter, inviter.id == Join.inviter_id)
+        .join(invitee, invitee.id == Join.member_id)
+        .where(
+            Join.workspace_id == ws,
+            Join.day >= lo_day - 1,
+            Join.day <= hi_day + 31,
+            inviter.is_staff.is_(False),
+            inviter.first_join_day >= lo_day,
+            inviter.first_join_day <= hi_day,
+            Join.ts_us >= inviter.first_join_us,
+            Join.ts_us <= inviter.first_join_us + day30,
+            Join.member_id != Join.inviter_id,
+            invitee.is_staff.is_(False),
+            Join.event_id == invitee.first_join_event,
+            Join.ts_us + hold_us <= as_of_us,
+            ~exists().where(InviteFlag.workspace_id == ws, InviteFlag.member_id == Join.member_id),
+            ~exists().where(
+                Leave.workspace_id == ws,
+                Leave.member_id == Join.member_id,
+                Leave.group_id == Join.group_id,
+                Leave.ts_us >= Join.ts_us,
+                Leave.ts_us <= Join.ts_us + hold_us,
+            ),
+        )
+        .distinct()
+    )
+    return {int(m) for (m,) in s.execute(q) if m is not None}
+
+
+def acquired_by_channel(
+    s: Session, ws: int, lo_day: int, hi_day: int
+) -> dict[str | None, tuple[int, int, int]]:
+    """Per acquisition channel, over members (not staff) whose first join falls on local days
+    lo..hi: (acquired, activated: a message in [fj, fj + 7 d], retained: activated and a
+    message in (fj + 7 d, fj + 30 d])."""
     day7 = 7 * 86_400 * 1_000_000
     day30 = 30 * 86_400 * 1_000_000
     da = DailyActivity
@@ -301,24 +338,35 @@ def acquired_members(s: Session, ws: int, lo_day: int, hi_day: int) -> list[Any]
         (fm > fj + day7, False),
         else_=activated,
     )
-    q = select(
-        Member.id,
-        Member.first_join_us,
-        Member.channel,
-        act.label("act"),
-        case((act, retained), else_=False).label("ret"),
-    ).where(
-        Member.workspace_id == ws,
-        _not_staff(),
-        Member.first_join_day >= lo_day,
-        Member.first_join_day <= hi_day,
+    flags = (
+        select(
+            Member.channel.label("channel"),
+            act.label("act"),
+            case((act, retained), else_=False).label("ret"),
+        )
+        .where(
+            Member.workspace_id == ws,
+            _not_staff(),
+            Member.first_join_day >= lo_day,
+            Member.first_join_day <= hi_day,
+        )
+        .subquery("flags")
     )
-    return list(s.execute(q))
+    q = select(
+        flags.c.channel,
+        func.count(),
+        func.sum(case((flags.c.act, 1), else_=0)),
+        func.sum(case((flags.c.ret, 1), else_=0)),
+    ).group_by(flags.c.channel)
+    return {ch: (int(n), int(a or 0), int(r or 0)) for ch, n, a, r in s.execute(q)}
 
 
-def net_orders(s: Session, ws: int, lo_us: int, hi_us: int) -> list[tuple[int, int, int]]:
-    """(member id, paid instant, amount − all refunds) of orders paid in [lo, hi] that are
-    not fully refunded."""
+def revenue_by_channel(
+    s: Session, ws: int, lo_day: int, hi_day: int
+) -> dict[str | None, tuple[int, int]]:
+    """Per acquisition channel, over the same members: (members with an order paid within
+    [fj, fj + 30 d] that is not fully refunded, the sum of those orders' amount − refunds)."""
+    day30 = 30 * 86_400 * 1_000_000
     refunded = (
         select(Refund.platform, Refund.order_key, func.sum(Refund.amount_fen).label("total"))
         .where(Refund.workspace_id == ws)
@@ -327,19 +375,42 @@ def net_orders(s: Session, ws: int, lo_us: int, hi_us: int) -> list[tuple[int, i
     )
     total = func.coalesce(refunded.c.total, 0)
     q = (
-        select(Order.member_id, Order.paid_us, Order.amount_fen - total)
+        select(Member.channel, func.count(distinct(Member.id)), func.sum(Order.amount_fen - total))
+        .select_from(Order)
+        .join(Member, Member.id == Order.member_id)
         .outerjoin(
             refunded,
             and_(refunded.c.platform == Order.platform, refunded.c.order_key == Order.order_key),
         )
         .where(
             Order.workspace_id == ws,
-            Order.paid_us >= lo_us,
-            Order.paid_us <= hi_us,
+            _not_staff(),
+            Member.first_join_day >= lo_day,
+            Member.first_join_day <= hi_day,
+            Order.paid_us >= Member.first_join_us,
+            Order.paid_us <= Member.first_join_us + day30,
             total < Order.amount_fen,
         )
+        .group_by(Member.channel)
     )
-    return [(int(m), int(t), int(n)) for m, t, n in s.execute(q)]
+    return {ch: (int(n), int(fen or 0)) for ch, n, fen in s.execute(q)}
+
+
+def referrers_by_channel(
+    s: Session, ws: int, lo_day: int, hi_day: int, hold_us: int, as_of_us: int
+) -> dict[str | None, int]:
+    """Per acquisition channel: how many of `referrers` there are."""
+    out: dict[str | None, int] = {}
+    ids = sorted(referrers(s, ws, lo_day, hi_day, hold_us, as_of_us))
+    for i in range(0, len(ids), 500):
+        q = (
+            select(Member.channel, func.count())
+            .where(Member.id.in_(ids[i : i + 500]))
+            .group_by(Member.channel)
+        )
+        for ch, n in s.execute(q):
+            out[ch] = out.get(ch, 0) + int(n)
+    return out
 
 
 def cohorts(s: Session, ws: int, lo_day: int, hi_day: int) -> dict[int, int]:

@@ -5,7 +5,6 @@ Each report answers exactly the contract's JSON shape, from projections only.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -14,11 +13,12 @@ from quanzi.analytics import repository as repo
 from quanzi.analytics.params import ReportParams, iso, parse_params
 from quanzi.core.members.models import Join, Leave
 from quanzi.core.workspaces.models import Workspace
-from quanzi.kit.clock import DAY_US, HOUR_US, LocalCalendar, week_label, week_start
+from quanzi.kit.clock import HOUR_US, LocalCalendar, week_label, week_start
 from quanzi.kit.errors import NotFound
 
+NONE_CHANNEL = "(none)"
+
 REPORT_NAMES = ("overview", "groups", "invites", "retention", "lifecycle", "funnel", "channels")
-DAYS_30_US = 30 * DAY_US
 
 
 def _rate(num: int, den: int) -> float:
@@ -174,40 +174,24 @@ def _acquisition(
 ) -> dict[str, list[int]]:
     """The funnel over acquired members, summed per channel (or all under ""): [acquired,
     activated, retained, revenue members, referral members, 30-day net revenue in fen]."""
-    acquired = repo.acquired_members(s, ws, p.from_day, p.to_day)
     out: dict[str, list[int]] = {}
-    if not acquired:
-        return out
-    first = {r[0]: r[1] for r in acquired}
-    lo = min(first.values())
-    hi = max(first.values()) + DAYS_30_US
-    revenue: dict[int, int] = defaultdict(int)
-    for member, paid_us, net in repo.net_orders(s, ws, lo, hi):
-        fj = first.get(member)
-        if fj is not None and fj <= paid_us <= fj + DAYS_30_US:
-            revenue[member] += net
+
+    def row(channel: str | None) -> list[int]:
+        key = (channel or NONE_CHANNEL) if by_channel else ""
+        return out.setdefault(key, [0, 0, 0, 0, 0, 0])
+
+    for ch, (n, act, ret) in repo.acquired_by_channel(s, ws, p.from_day, p.to_day).items():
+        c = row(ch)
+        c[0] += n
+        c[1] += act
+        c[2] += ret
+    for ch, (n, fen) in repo.revenue_by_channel(s, ws, p.from_day, p.to_day).items():
+        c = row(ch)
+        c[3] += n
+        c[5] += fen
     hold = p.hold_hours * HOUR_US
-    referrers: set[int] = set()
-    lo_day = cal.day_of(lo) - 1
-    hi_day = cal.day_of(hi) + 1
-    for f in repo.invite_facts(s, ws, lo_day, hi_day, hold, inviter_ids=first):
-        fj = first[f.inviter_id]
-        if fj <= f.joined_us <= fj + DAYS_30_US and f.valid(hold, p.as_of_us):
-            referrers.add(f.inviter_id)
-    for member, _fj, channel, act, ret in acquired:
-        c = out.get(channel or "(none)" if by_channel else "")
-        if c is None:
-            c = out[channel or "(none)" if by_channel else ""] = [0, 0, 0, 0, 0, 0]
-        c[0] += 1
-        if act:
-            c[1] += 1
-            if ret:
-                c[2] += 1
-        if member in revenue:
-            c[3] += 1
-            c[5] += revenue[member]
-        if member in referrers:
-            c[4] += 1
+    for ch, n in repo.referrers_by_channel(s, ws, p.from_day, p.to_day, hold, p.as_of_us).items():
+        row(ch)[4] += n
     return out
 
 
