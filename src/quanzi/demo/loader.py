@@ -16,12 +16,12 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import orjson
-from sqlalchemy import Engine, delete, select
+from sqlalchemy import Engine
 
 from quanzi.config import get_settings
-from quanzi.core.events.models import EventRecord
-from quanzi.core.events.service import IngestReport, ingest_lines
-from quanzi.core.workspaces.models import Workspace
+from quanzi.core.events.service import IngestReport, ingest_lines, stored_event_ts
+from quanzi.core.workspaces import service as workspaces
+from quanzi.db.engine import session_scope
 from quanzi.demo.generator import TIMEZONE, DemoSpec, default_end_day, generate
 from quanzi.kit.clock import from_us, zone
 
@@ -36,17 +36,6 @@ class DemoState:
     stored_end_day: date | None  # the end day of the community already stored, if any
 
 
-def _stored_ts_us(engine: Engine, workspace_id: int, event_id: str) -> int | None:
-    # A point lookup on the (workspace_id, event_id) unique index.
-    with engine.connect() as conn:
-        ts: int | None = conn.execute(
-            select(EventRecord.ts_us).where(
-                EventRecord.workspace_id == workspace_id, EventRecord.event_id == event_id
-            )
-        ).scalar()
-        return ts
-
-
 def demo_state(engine: Engine, workspace_id: int, spec: DemoSpec) -> DemoState:
     """Whether the community `spec` names is in the workspace, and with which dates.
 
@@ -55,7 +44,7 @@ def demo_state(engine: Engine, workspace_id: int, spec: DemoSpec) -> DemoState:
     second, shifted copy. With one that differs from the stored community's, `stored_end_day`
     tells the caller (the ids would collide: only --reset can change the dates).
     """
-    first_us = _stored_ts_us(engine, workspace_id, spec.first_event_id)
+    first_us = stored_event_ts(engine, workspace_id, spec.first_event_id)
     stored_end: date | None = None
     if first_us is not None:
         first_day = from_us(first_us).astimezone(zone(TIMEZONE)).date()
@@ -64,7 +53,7 @@ def demo_state(engine: Engine, workspace_id: int, spec: DemoSpec) -> DemoState:
         spec = replace(spec, end_day=stored_end or default_end_day())
     complete = (
         first_us is not None
-        and _stored_ts_us(engine, workspace_id, spec.marker_event_id) is not None
+        and stored_event_ts(engine, workspace_id, spec.marker_event_id) is not None
     )
     return DemoState(
         spec=spec, started=first_us is not None, complete=complete, stored_end_day=stored_end
@@ -136,11 +125,10 @@ def ingest_file(
 
 
 def delete_workspace(engine: Engine, name: str) -> bool:
-    """Delete the workspace called `name` and everything it holds (every table cascades from
-    it); False when there is none. `quanzi demo --reset` recreates it afterwards."""
-    with engine.begin() as conn:
-        deleted = conn.execute(delete(Workspace).where(Workspace.name == name)).rowcount
-    return bool(deleted)
+    """Delete the workspace called `name` and everything it holds; False when there is none.
+    `quanzi demo --reset` recreates it afterwards."""
+    with session_scope(engine) as session:
+        return workspaces.delete_workspace(session, name)
 
 
 def parse_day(value: str) -> date:

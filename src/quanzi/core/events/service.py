@@ -170,6 +170,17 @@ def _canon_raw(raw: str) -> bytes:
     )
 
 
+def stored_event_ts(engine: Engine, workspace_id: int, event_id: str) -> int | None:
+    """The instant (UTC µs) of a logged event, or None when the log does not hold it."""
+    with engine.connect() as conn:
+        ts: int | None = conn.execute(
+            select(EventRecord.ts_us).where(
+                EventRecord.workspace_id == workspace_id, EventRecord.event_id == event_id
+            )
+        ).scalar()
+        return ts
+
+
 def ingest_lines(
     engine: Engine,
     workspace_id: int,

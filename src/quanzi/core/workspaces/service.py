@@ -6,7 +6,7 @@ import hashlib
 import re
 import secrets
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -60,6 +60,16 @@ def set_timezone_check(tz: str) -> None:
         raise InvalidParameter(
             f"unknown time zone {tz!r} (use an IANA name such as Asia/Shanghai)"
         ) from exc
+
+
+def delete_workspace(session: Session, name: str) -> bool:
+    """Delete the workspace called `name` and everything in it (every table cascades from
+    it); False when there is none."""
+    ws = session.scalar(select(Workspace).where(Workspace.name == name))
+    if ws is None:
+        return False
+    session.execute(delete(Workspace).where(Workspace.id == ws.id))
+    return True
 
 
 def list_workspaces(session: Session) -> list[Workspace]:
