@@ -78,6 +78,11 @@ def test_serve_answers_prints_where_and_runs_jobs(
     assert httpx.get(f"{base}/openapi.json").json()["info"]["title"] == "Quanzi"
     banner = log.read_text()
     assert f"{base}/" in banner and f"{base}/docs" in banner
+    assert f"database   {sqlite_url}" in banner
+    # The first start generated the secret key and stored it, private, in the data directory.
+    key_file = get_settings().data_dir / "secret_key"
+    assert len(key_file.read_text()) >= 40 and key_file.stat().st_mode & 0o077 == 0
+    assert f"secret key {key_file}" in banner
 
     with session_scope(get_engine(sqlite_url)) as session:
         token = create_token(session, get_or_create_workspace(session, "default"))

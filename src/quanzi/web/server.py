@@ -5,6 +5,7 @@ from __future__ import annotations
 import uvicorn
 from rich.console import Console
 
+from quanzi.config import get_settings
 from quanzi.db.engine import get_engine
 from quanzi.jobs import describe_backend, uses_redis
 from quanzi.web.app import create_app
@@ -24,6 +25,12 @@ def serve(
     """
     console = Console(stderr=True, soft_wrap=True)
     engine = get_engine()
+    # Generated and stored in the data directory on first start when not configured.
+    settings = get_settings()
+    key_source = (
+        "QUANZI_SECRET_KEY" if settings.secret_key else str(settings.data_dir / "secret_key")
+    )
+    settings.resolved_secret_key()
     if run_jobs is None:
         run_jobs = not uses_redis()
     app = create_app(engine, run_jobs=run_jobs)
@@ -39,6 +46,7 @@ def serve(
     console.print(
         f"  database   {engine.url.render_as_string(hide_password=True)}", highlight=False
     )
+    console.print(f"  secret key {key_source}", highlight=False)
     jobs_where = "in this process" if run_jobs else "by `quanzi worker` processes"
     console.print(f"  jobs       {describe_backend()}, run {jobs_where}", highlight=False)
     if workspace_hint:
