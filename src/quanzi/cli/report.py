@@ -21,96 +21,52 @@ def _yuan(fen: int) -> str:
     return f"¥{fen / 100:,.2f}"
 
 
+def _table(title: str, rows: list[dict[str, Any]], cols: list[str], fmt: dict[str, Any]) -> Table:
+    """A table of `rows` (dicts): the first column left-aligned, numbers right-aligned."""
+    t = Table(title=title)
+    for i, c in enumerate(cols):
+        t.add_column(c, justify="left" if i == 0 or c == "name" else "right", overflow="fold")
+    for r in rows:
+        t.add_row(*[fmt.get(c, str)(r[c]) for c in cols])
+    return t
+
+
 def render(name: str, answer: dict[str, Any]) -> Table:
     """A readable table of a report answer (the JSON stays the contract)."""
     if name == "overview":
-        t = Table(title=f"概览 overview {answer['date']}")
-        t.add_column("指标 metric")
-        t.add_column("值 value", justify="right")
-        for k, v in answer.items():
-            if k != "date":
-                t.add_row(k, str(v))
-        return t
+        rows = [{"metric": k, "value": v} for k, v in answer.items() if k != "date"]
+        return _table(f"概览 overview {answer['date']}", rows, ["metric", "value"], {})
     if name == "groups":
-        t = Table(title=f"社群 groups {answer['date']}")
-        cols = [
-            "group",
-            "name",
-            "size",
-            "joins_7d",
-            "leaves_7d",
-            "messages_7d",
-            "active_7d",
-            "activity_rate_7d",
-            "ugc_share_7d",
-            "silent",
-        ]
-        for c in cols:
-            t.add_column(c, justify="left" if c in ("group", "name") else "right", overflow="fold")
-        for g in answer["groups"]:
-            t.add_row(
-                *[
-                    _pct(g[c]) if c in ("activity_rate_7d", "ugc_share_7d") else str(g[c])
-                    for c in cols
-                ]
-            )
-        return t
+        cols = list(answer["groups"][0]) if answer["groups"] else ["group"]
+        fmt = {"activity_rate_7d": _pct, "ugc_share_7d": _pct}
+        return _table(f"社群 groups {answer['date']}", answer["groups"], cols, fmt)
     if name == "invites":
-        t = Table(title="邀请 invites")
-        for c in ("inviter", "raw", "new", "valid", "pending"):
-            t.add_column(c, justify="left" if c == "inviter" else "right")
-        for r in answer["inviters"]:
-            t.add_row(
-                r["inviter"], str(r["raw"]), str(r["new"]), str(r["valid"]), str(r["pending"])
-            )
-        return t
+        cols = ["inviter", "raw", "new", "valid", "pending"]
+        return _table("邀请 invites", answer["inviters"], cols, {})
     if name == "retention":
-        t = Table(title=f"留存 retention ({answer['kind']})")
-        t.add_column("cohort")
-        t.add_column("size", justify="right")
         width = max((len(c["retained"]) for c in answer["cohorts"]), default=0)
-        for week in range(width):
-            t.add_column(f"W{week}", justify="right")
+        rows = []
         for c in answer["cohorts"]:
-            cells = [
-                f"{n} ({n / c['size'] * 100:.0f}%)" if c["size"] else str(n) for n in c["retained"]
-            ]
-            t.add_row(c["week"], str(c["size"]), *cells, *[""] * (width - len(cells)))
-        return t
+            row = {"cohort": c["week"], "size": c["size"]}
+            for k in range(width):
+                n = c["retained"][k] if k < len(c["retained"]) else None
+                pct = f" ({n / c['size'] * 100:.0f}%)" if n is not None and c["size"] else ""
+                row[f"W{k}"] = "" if n is None else f"{n}{pct}"
+            rows.append(row)
+        cols = ["cohort", "size", *(f"W{k}" for k in range(width))]
+        return _table(f"留存 retention ({answer['kind']})", rows, cols, {})
     if name == "lifecycle":
-        t = Table(title="生命周期 lifecycle")
-        for c in ("week", "new", "returning", "resurrecting", "dormant"):
-            t.add_column(c, justify="left" if c == "week" else "right")
-        for w in answer["weeks"]:
-            t.add_row(
-                w["week"],
-                str(w["new"]),
-                str(w["returning"]),
-                str(w["resurrecting"]),
-                str(w["dormant"]),
-            )
-        return t
+        cols = ["week", "new", "returning", "resurrecting", "dormant"]
+        return _table("生命周期 lifecycle", answer["weeks"], cols, {})
     if name == "funnel":
-        t = Table(title="漏斗 funnel (AARRR)")
-        t.add_column("stage")
-        t.add_column("members", justify="right")
-        t.add_column("of acquired", justify="right")
         acquired = answer["acquired"]
-        for k, v in answer.items():
-            t.add_row(k, str(v), _pct(v / acquired) if acquired else "—")
-        return t
-    t = Table(title="渠道 channels")
-    for c in ("channel", "acquired", "activated", "revenue_members", "revenue"):
-        t.add_column(c, justify="left" if c == "channel" else "right")
-    for r in answer["channels"]:
-        t.add_row(
-            r["channel"],
-            str(r["acquired"]),
-            str(r["activated"]),
-            str(r["revenue_members"]),
-            _yuan(r["revenue"]),
-        )
-    return t
+        rows = [
+            {"stage": k, "members": v, "of acquired": _pct(v / acquired) if acquired else "—"}
+            for k, v in answer.items()
+        ]
+        return _table("漏斗 funnel (AARRR)", rows, ["stage", "members", "of acquired"], {})
+    cols = ["channel", "acquired", "activated", "revenue_members", "revenue"]
+    return _table("渠道 channels", answer["channels"], cols, {"revenue": _yuan})
 
 
 def report(

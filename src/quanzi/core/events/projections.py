@@ -22,7 +22,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from quanzi.commerce.models import Order, Refund
 from quanzi.core.events.models import EventRecord
-from quanzi.core.events.schemas import Event, parse_event
+from quanzi.core.events.schemas import MODELS, Event, parse_event
 from quanzi.core.groups.models import Group, GroupChange
 from quanzi.core.members.models import (
     ContactEvent,
@@ -40,27 +40,10 @@ NONE_CHANNEL = "(none)"
 _CHUNK = 500  # ids per IN (...) list
 
 Key = tuple[str, str]  # (platform, platform id)
-_GROUP_TYPES = frozenset(
-    {
-        "group.created",
-        "group.updated",
-        "group.dismissed",
-        "member.joined",
-        "member.left",
-        "message.posted",
-    }
-)
-_MEMBER_TYPES = frozenset(
-    {
-        "member.joined",
-        "member.left",
-        "message.posted",
-        "contact.added",
-        "contact.removed",
-        "profile.updated",
-        "order.paid",
-    }
-)
+# The types whose contract declares a `group` / a `member` (an undeclared extra field of the
+# same name is kept in the log and otherwise ignored).
+_GROUP_TYPES = frozenset(t for t, m in MODELS.items() if "group" in m.model_fields)
+_MEMBER_TYPES = frozenset(t for t, m in MODELS.items() if "member" in m.model_fields)
 
 
 def _chunks(seq: Sequence[Any], n: int = _CHUNK) -> Iterable[Sequence[Any]]:

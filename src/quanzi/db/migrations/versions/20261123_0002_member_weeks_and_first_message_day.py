@@ -48,6 +48,18 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("first_message_day", sa.Integer(), nullable=True))
 
     # ### end Alembic commands ###
+    # Backfill from daily activity (days are already local to each workspace): the weeks a
+    # member posted in (Monday = day - (day + 3) % 7, kept non-negative as in the reports),
+    # and the day of their first message (the earliest day they posted).
+    op.execute(
+        "INSERT INTO member_weeks (workspace_id, member_id, week)"
+        " SELECT DISTINCT workspace_id, member_id, day - ((day + 7000003) % 7) FROM daily_activity"
+    )
+    op.execute(
+        "UPDATE members SET first_message_day ="
+        " (SELECT MIN(da.day) FROM daily_activity da WHERE da.member_id = members.id)"
+        " WHERE first_message_us IS NOT NULL"
+    )
 
 
 def downgrade() -> None:
