@@ -101,8 +101,17 @@ def insert_values(
     if conn.dialect.name != "postgresql":
         conn.exec_driver_sql(head + f"({', '.join(['?'] * len(cols))}){suffix}", values)
         return
-    # PostgreSQL: multi-row VALUES, one round trip per thousand rows (psycopg's executemany
-    # sends one statement per row).
+    if not suffix:
+        # PostgreSQL, plain rows: COPY, in this transaction.
+        driver = conn.connection.dbapi_connection
+        assert driver is not None
+        with driver.cursor() as cur:  # type: ignore[attr-defined]
+            with cur.copy(f"COPY {table.__tablename__} ({', '.join(cols)}) FROM STDIN") as copy:
+                for row in values:
+                    copy.write_row(row)
+        return
+    # PostgreSQL upserts: multi-row VALUES, one round trip per thousand rows (psycopg's
+    # executemany sends one statement per row).
     one = f"({', '.join(['%s'] * len(cols))})"
     step = min(1000, 60_000 // len(cols))
     for i in range(0, len(values), step):
