@@ -17,8 +17,7 @@ from operator import itemgetter
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Engine, and_, delete, func, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, Engine, and_, delete, select, text, update
 
 from quanzi.commerce.models import Order, Refund
 from quanzi.core.events.models import EventRecord
@@ -55,10 +54,6 @@ def lock_workspace(conn: Connection, workspace_id: int) -> None:
     """Serialise projection writers of one workspace (PostgreSQL; SQLite writers are serial)."""
     if conn.dialect.name == "postgresql":
         conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": 0x51A0_0000 + workspace_id})
-
-
-def _upsert_insert(conn: Connection, table: Any) -> Any:
-    return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
 
 
 def select_in(
@@ -218,8 +213,6 @@ class Applier:
         self.ws = workspace.id
         self.cal = LocalCalendar(workspace.timezone)
         self.ids = Identities(conn, workspace.id)
-        self._least = func.least if conn.dialect.name == "postgresql" else func.min
-        self._greatest = func.greatest if conn.dialect.name == "postgresql" else func.max
 
     # -- entry point ---------------------------------------------------------------------
 
