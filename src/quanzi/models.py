@@ -13,22 +13,42 @@ from quanzi.core.members.models import (
     Membership,
     MemberWeek,
 )
+from quanzi.core.tags.models import MemberTag, Tag, TagGroup
 from quanzi.core.workspaces.models import ApiToken, Workspace
+from quanzi.team.models import (
+    AuditEntry,
+    GroupAssignment,
+    Invitation,
+    LoginAttempt,
+    TeamMember,
+    User,
+    WebSession,
+)
 
 __all__ = [
     "ApiToken",
+    "AuditEntry",
     "ContactEvent",
     "DailyActivity",
     "EventRecord",
     "Group",
+    "GroupAssignment",
     "GroupChange",
+    "Invitation",
     "InviteFlag",
     "Join",
     "Leave",
+    "LoginAttempt",
     "Member",
+    "MemberTag",
     "MemberWeek",
     "Membership",
     "Order",
     "Refund",
+    "Tag",
+    "TagGroup",
+    "TeamMember",
+    "User",
+    "WebSession",
     "Workspace",
 ]

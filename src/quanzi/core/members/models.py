@@ -54,9 +54,14 @@ class Member(Base):
     channel: Mapped[str | None] = mapped_column(Text)
     # Profile fields from profile.updated: {field: [value, ts_us, event_id]}, last write wins.
     profile: Mapped[dict[str, list[object]] | None] = mapped_column(JSON)
+    # Blind indexes (quanzi.kit.crypto) of the current phone and unionid, for exact search.
+    phone_digest: Mapped[str | None] = mapped_column(String(64))
+    unionid_digest: Mapped[str | None] = mapped_column(String(64))
 
 
 Index("ix_members_ws_first_join", Member.workspace_id, Member.first_join_us)
+Index("ix_members_ws_phone", Member.workspace_id, Member.phone_digest)
+Index("ix_members_ws_unionid", Member.workspace_id, Member.unionid_digest)
 
 
 class Membership(Base):

@@ -15,6 +15,8 @@ class Workspace(Base):
     name: Mapped[str] = mapped_column(String(100), unique=True)
     timezone: Mapped[str] = mapped_column(String(64))
     created_at_us: Mapped[int] = mapped_column(BigInteger)
+    # The workspace's data key, wrapped by the secret key (quanzi.kit.crypto); made on first use.
+    data_key_wrapped: Mapped[str | None] = mapped_column(String(128))
 
 
 class ApiToken(Base):

@@ -6,13 +6,14 @@ import hashlib
 import re
 import secrets
 
-from sqlalchemy import delete, select
+from sqlalchemy import Connection, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from quanzi.config import get_settings
 from quanzi.core.workspaces.models import ApiToken, Workspace
 from quanzi.kit.clock import now_us, zone
+from quanzi.kit.crypto import WorkspaceKey, new_data_key, unwrap_data_key, wrap_data_key
 from quanzi.kit.errors import InvalidParameter, NotFound
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
@@ -108,3 +109,34 @@ def workspace_for_token(session: Session, token: str) -> Workspace | None:
     if row is None:
         return None
     return session.get(Workspace, row.workspace_id)
+
+
+_KEYS: dict[tuple[int, str, str], WorkspaceKey] = {}
+
+
+def workspace_key(conn: Connection | Session, workspace_id: int) -> WorkspaceKey:
+    """The workspace's data key (made and stored, wrapped, on first use)."""
+    secret = get_settings().resolved_secret_key()
+    wrapped = conn.execute(
+        select(Workspace.data_key_wrapped).where(Workspace.id == workspace_id)
+    ).scalar()
+    if wrapped is None:
+        fresh = wrap_data_key(secret, new_data_key(), workspace_id)
+        # Only the first writer's key is kept; a concurrent one re-reads it below.
+        conn.execute(
+            update(Workspace)
+            .where(Workspace.id == workspace_id, Workspace.data_key_wrapped.is_(None))
+            .values(data_key_wrapped=fresh)
+            .execution_options(synchronize_session=False)
+        )
+        wrapped = conn.execute(
+            select(Workspace.data_key_wrapped).where(Workspace.id == workspace_id)
+        ).scalar()
+        if wrapped is None:
+            raise NotFound(f"workspace {workspace_id} does not exist")
+    cache_key = (workspace_id, wrapped, hashlib.sha256(secret.encode()).hexdigest())
+    key = _KEYS.get(cache_key)
+    if key is None:
+        key = WorkspaceKey(unwrap_data_key(secret, wrapped, workspace_id))
+        _KEYS[cache_key] = key
+    return key
