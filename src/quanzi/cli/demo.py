@@ -7,9 +7,12 @@ from datetime import timedelta
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import Session
 
 from quanzi.cli.common import cli_session, console, err_console
+from quanzi.cli.users import ensure_user, generate_password
+from quanzi.core.groups.models import Group
 from quanzi.core.workspaces.service import create_token, get_or_create_workspace, validate_name
 from quanzi.db.engine import get_engine
 from quanzi.demo.generator import DemoSpec, estimate_events
@@ -23,6 +26,7 @@ from quanzi.demo.loader import (
     write_events,
 )
 from quanzi.kit.errors import QuanziError
+from quanzi.team import service as team
 
 
 def demo(
@@ -87,7 +91,8 @@ def demo(
 
     with cli_session() as session:
         token = create_token(session, get_or_create_workspace(session, workspace), name="demo")
-    _print_next_steps(workspace, token, spec, host, port)
+        logins = demo_team(session, workspace)
+    _print_next_steps(workspace, token, spec, host, port, logins)
     if serve:
         from quanzi.web.server import serve as run_server
 
@@ -138,7 +143,39 @@ def _load(
         raise typer.Exit(1)
 
 
-def _print_next_steps(workspace: str, token: str, spec: DemoSpec, host: str, port: int) -> None:
+DEMO_TEAM = (
+    ("owner", "owner@demo.quanzi.test", "演示负责人"),
+    ("operator", "operator@demo.quanzi.test", "演示运营"),
+    ("analyst", "analyst@demo.quanzi.test", "演示分析师"),
+)
+
+
+def demo_team(session: Session, workspace: str) -> list[tuple[str, str, str]]:
+    """An owner, an operator (the first three groups) and an analyst, with fresh passwords."""
+    logins = []
+    ws = get_or_create_workspace(session, workspace)
+    first_groups = list(
+        session.scalars(
+            select(Group.id).where(Group.workspace_id == ws.id).order_by(Group.group_key).limit(3)
+        )
+    )
+    for role, email, name in DEMO_TEAM:
+        password = generate_password()
+        user = ensure_user(session, workspace, email, role, password, name)
+        if role == "operator":
+            team.assign_groups(session, ws.id, user.id, first_groups)
+        logins.append((role, email, password))
+    return logins
+
+
+def _print_next_steps(
+    workspace: str,
+    token: str,
+    spec: DemoSpec,
+    host: str,
+    port: int,
+    logins: list[tuple[str, str, str]],
+) -> None:
     assert spec.end_day is not None
     end = spec.end_day.isoformat()
     start = (spec.end_day - timedelta(days=spec.days - 1)).isoformat()
@@ -146,6 +183,9 @@ def _print_next_steps(workspace: str, token: str, spec: DemoSpec, host: str, por
     base = f"http://{shown}:{port}"
     ws = "" if workspace == "default" else f" --workspace {workspace}"
     lines = [
+        f"Console    {base}/login   (passwords are new on every run of quanzi demo)",
+        *[f"  {role:<9}{email}   password {password}" for role, email, password in logins],
+        "",
         f"API token  {token}   (workspace {workspace}; shown once, stored hashed)",
         "",
         "Try:",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from quanzi.cli import admin, demo, ingest, report, serve
+from quanzi.cli import admin, demo, ingest, report, serve, users
 
 app = typer.Typer(
     name="quanzi",
@@ -14,7 +14,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for module in (ingest, report, admin, demo, serve):
+for module in (ingest, report, admin, users, demo, serve):
     module.register(app)
 
 

@@ -18,8 +18,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from quanzi.db.base import Base
 
-ROLES = ("owner", "admin", "operator", "analyst")
-
 
 class User(Base):
     """A person who logs in to the console; one account across workspaces."""

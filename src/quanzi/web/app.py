@@ -9,7 +9,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
@@ -18,8 +18,13 @@ from quanzi.analytics.endpoints import router as reports_router
 from quanzi.core.events.endpoints import router as events_router
 from quanzi.db.engine import get_engine
 from quanzi.jobs import start_in_process
-from quanzi.kit.errors import QuanziError
 from quanzi.web.auth import request_engine
+from quanzi.web.console.setup import (
+    console_validation_error,
+    install_console,
+    install_error_pages,
+    is_api,
+)
 
 log = logging.getLogger(__name__)
 
@@ -63,11 +68,9 @@ def create_app(engine: Engine | None = None, *, run_jobs: bool = False) -> FastA
             )
         return JSONResponse(content={"status": "ok"})
 
-    @app.get("/", include_in_schema=False)
-    def root() -> RedirectResponse:
-        return RedirectResponse("/docs")
-
+    install_console(app)
     _install_error_handlers(app)
+    install_error_pages(app)
     _document_400_instead_of_422(app)
     return app
 
@@ -86,12 +89,10 @@ def _ping(engine: Engine) -> None:
 
 
 def _install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(QuanziError)
-    async def quanzi_error(_request: Request, exc: QuanziError) -> JSONResponse:
-        return JSONResponse(status_code=exc.status_code, content={"detail": str(exc)})
-
     @app.exception_handler(RequestValidationError)
-    async def invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
+        if not is_api(request):
+            return console_validation_error(request, exc, _validation_message(exc))
         return JSONResponse(status_code=400, content={"detail": _validation_message(exc)})
 
 
