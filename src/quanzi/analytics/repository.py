@@ -34,6 +34,7 @@ from quanzi.core.members.models import (
 # Monday of the ISO week of a day number, in SQL; the offset keeps `%` non-negative for any
 # day back to year 1 (SQL's % keeps the sign of the dividend).
 _WEEK_SHIFT = 7_000_003
+NONE_CHANNEL = "(none)"
 
 
 def week_expr(day: Any) -> Any:
@@ -55,61 +56,175 @@ def staff_ids(s: Session, ws: int) -> list[int]:
     ]
 
 
-def _not_staff() -> Any:
-    return Member.is_staff.is_(False)
+def _not_staff(m: Any = Member) -> Any:
+    return m.is_staff.is_(False)
 
 
-def members_at(s: Session, ws: int, end_us: int) -> int:
+# A report's scope: the Group.id values it may see, or None for the whole workspace.
+Scope = frozenset[int] | None
+
+
+def _in_scope(group_col: Any, scope: Scope) -> list[Any]:
+    """Where-clauses keeping rows of the scope's groups; none when unscoped, so the
+    workspace-wide queries stay exactly as they were."""
+    return [] if scope is None else [group_col.in_(sorted(scope))]
+
+
+def _code_point(s: Session, col: Any) -> Any:
+    """Order strings by Unicode code point, as Python does (PostgreSQL may use a locale)."""
+    return col.collate("C") if s.get_bind().dialect.name == "postgresql" else col
+
+
+def member_view(s: Session, ws: int, scope: Scope, alias: bool = True) -> Any:
+    """Members as the reports read them: the `members` table itself (`alias`: a fresh alias of
+    it) when unscoped; within a scope, the members who joined or posted in one of its groups,
+    with their first join and first message taken within the scope (null when none there) and
+    their channel the first touch among that first join and their first contact (contacts
+    belong to no group)."""
+    if scope is None:
+        return aliased(Member) if alias else Member
+    groups = sorted(scope)
+    order = (Join.ts_us, _code_point(s, Join.event_id))
+    ranked = (
+        select(
+            Join.member_id,
+            Join.ts_us,
+            Join.event_id,
+            Join.day,
+            Join.channel,
+            func.row_number().over(partition_by=Join.member_id, order_by=order).label("rn"),
+        )
+        .where(Join.workspace_id == ws, Join.group_id.in_(groups))
+        .subquery()
+    )
+    da = DailyActivity
+    first_msg = (
+        select(
+            da.member_id,
+            func.min(da.first_us).label("first_us"),
+            func.min(da.day).label("day"),
+        )
+        .where(da.workspace_id == ws, da.group_id.in_(groups))
+        .group_by(da.member_id)
+        .subquery()
+    )
+    fc_us, fc_event = Member.first_contact_us, _code_point(s, Member.first_contact_event)
+    contact_first = and_(
+        fc_us.is_not(None),
+        or_(
+            fc_us < ranked.c.ts_us,
+            and_(fc_us == ranked.c.ts_us, fc_event < _code_point(s, ranked.c.event_id)),
+        ),
+    )
+    channel = case(
+        (contact_first, func.coalesce(Member.first_contact_channel, NONE_CHANNEL)),
+        else_=func.coalesce(ranked.c.channel, NONE_CHANNEL),
+    )
+    view = (
+        select(
+            Member.id,
+            Member.workspace_id,
+            Member.platform,
+            Member.member_key,
+            Member.is_staff,
+            ranked.c.ts_us.label("first_join_us"),
+            ranked.c.event_id.label("first_join_event"),
+            ranked.c.day.label("first_join_day"),
+            ranked.c.channel.label("first_join_channel"),
+            channel.label("channel"),
+            first_msg.c.first_us.label("first_message_us"),
+            first_msg.c.day.label("first_message_day"),
+        )
+        .outerjoin(ranked, and_(ranked.c.member_id == Member.id, ranked.c.rn == 1))
+        .outerjoin(first_msg, first_msg.c.member_id == Member.id)
+        .where(
+            Member.workspace_id == ws,
+            or_(ranked.c.member_id.is_not(None), first_msg.c.member_id.is_not(None)),
+        )
+        .subquery()
+    )
+    return aliased(Member, view, adapt_on_names=True)
+
+
+def member_week_view(ws: int, scope: Scope, alias: bool = False) -> Any:
+    """Member-weeks: the table when unscoped; within a scope, the weeks a member posted in
+    one of its groups (from daily activity)."""
+    if scope is None:
+        return aliased(MemberWeek) if alias else MemberWeek
+    da = DailyActivity
+    view = (
+        select(da.workspace_id, da.member_id, week_expr(da.day).label("week"))
+        .where(da.workspace_id == ws, da.group_id.in_(sorted(scope)))
+        .distinct()
+        .subquery()
+    )
+    return aliased(MemberWeek, view, adapt_on_names=True)
+
+
+def members_at(s: Session, ws: int, end_us: int, scope: Scope = None) -> int:
     q = select(func.count(distinct(Membership.member_id))).where(
         Membership.workspace_id == ws,
         Membership.member_id.not_in(staff_ids(s, ws)),
         _in_at(Membership, end_us),
+        *_in_scope(Membership.group_id, scope),
     )
     return int(s.scalar(q) or 0)
 
 
-def groups_existing_at(s: Session, ws: int, end_us: int) -> list[Any]:
+def groups_existing_at(s: Session, ws: int, end_us: int, scope: Scope = None) -> list[Any]:
     q = select(Group.id, Group.platform, Group.group_key).where(
         Group.workspace_id == ws,
         Group.created_at_us.is_not(None),
         Group.created_at_us < end_us,
         or_(Group.dismissed_at_us.is_(None), Group.dismissed_at_us >= end_us),
+        *_in_scope(Group.id, scope),
     )
     return list(s.execute(q))
 
 
-def group_names_at(s: Session, ws: int, end_us: int) -> dict[int, str]:
+def group_names_at(s: Session, ws: int, end_us: int, scope: Scope = None) -> dict[int, str]:
     """The last name set before `end_us`, per group, by (ts, event id)."""
     best: dict[int, tuple[tuple[int, str], str]] = {}
     q = select(
         GroupChange.group_id, GroupChange.ts_us, GroupChange.event_id, GroupChange.value
-    ).where(GroupChange.workspace_id == ws, GroupChange.field == "name", GroupChange.ts_us < end_us)
+    ).where(
+        GroupChange.workspace_id == ws,
+        GroupChange.field == "name",
+        GroupChange.ts_us < end_us,
+        *_in_scope(GroupChange.group_id, scope),
+    )
     for gid, ts, eid, value in s.execute(q):
         if gid not in best or (ts, eid) > best[gid][0]:
             best[gid] = ((ts, eid), value)
     return {gid: v for gid, (_o, v) in best.items()}
 
 
-def new_members_on(s: Session, ws: int, day: int) -> int:
+def new_members_on(s: Session, ws: int, day: int, scope: Scope = None) -> int:
+    m = member_view(s, ws, scope, alias=False)
     q = (
         select(func.count())
-        .select_from(Member)
-        .where(Member.workspace_id == ws, _not_staff(), Member.first_join_day == day)
+        .select_from(m)
+        .where(m.workspace_id == ws, _not_staff(m), m.first_join_day == day)
     )
     return int(s.scalar(q) or 0)
 
 
-def leaves_on(s: Session, ws: int, day: int) -> int:
+def leaves_on(s: Session, ws: int, day: int, scope: Scope = None) -> int:
     q = (
         select(func.count())
         .select_from(Leave)
         .join(Member, Member.id == Leave.member_id)
-        .where(Leave.workspace_id == ws, Leave.day == day, _not_staff())
+        .where(
+            Leave.workspace_id == ws,
+            Leave.day == day,
+            _not_staff(),
+            *_in_scope(Leave.group_id, scope),
+        )
     )
     return int(s.scalar(q) or 0)
 
 
-def messages_on(s: Session, ws: int, day: int) -> tuple[int, int, int]:
+def messages_on(s: Session, ws: int, day: int, scope: Scope = None) -> tuple[int, int, int]:
     """(member messages, staff messages, active members) on a day."""
     q = (
         select(
@@ -118,13 +233,19 @@ def messages_on(s: Session, ws: int, day: int) -> tuple[int, int, int]:
             func.count(distinct(case((_not_staff(), DailyActivity.member_id), else_=None))),
         )
         .join(Member, Member.id == DailyActivity.member_id)
-        .where(DailyActivity.workspace_id == ws, DailyActivity.day == day)
+        .where(
+            DailyActivity.workspace_id == ws,
+            DailyActivity.day == day,
+            *_in_scope(DailyActivity.group_id, scope),
+        )
     )
     member, staff, active = s.execute(q).one()
     return int(member), int(staff), int(active)
 
 
-def group_counts(s: Session, ws: int, model: Any, lo: int, hi: int) -> dict[int, int]:
+def group_counts(
+    s: Session, ws: int, model: Any, lo: int, hi: int, scope: Scope = None
+) -> dict[int, int]:
     """Join or leave events of members (not staff) per group over days lo..hi."""
     q = (
         select(model.group_id, func.count())
@@ -133,13 +254,16 @@ def group_counts(s: Session, ws: int, model: Any, lo: int, hi: int) -> dict[int,
             model.day >= lo,
             model.day <= hi,
             model.member_id.not_in(staff_ids(s, ws)),
+            *_in_scope(model.group_id, scope),
         )
         .group_by(model.group_id)
     )
     return {g: int(n) for g, n in s.execute(q)}
 
 
-def group_messages(s: Session, ws: int, lo: int, hi: int) -> dict[int, tuple[int, int]]:
+def group_messages(
+    s: Session, ws: int, lo: int, hi: int, scope: Scope = None
+) -> dict[int, tuple[int, int]]:
     """(all messages, member messages) per group over days lo..hi."""
     q = (
         select(
@@ -155,13 +279,20 @@ def group_messages(s: Session, ws: int, lo: int, hi: int) -> dict[int, tuple[int
                 0,
             ),
         )
-        .where(DailyActivity.workspace_id == ws, DailyActivity.day >= lo, DailyActivity.day <= hi)
+        .where(
+            DailyActivity.workspace_id == ws,
+            DailyActivity.day >= lo,
+            DailyActivity.day <= hi,
+            *_in_scope(DailyActivity.group_id, scope),
+        )
         .group_by(DailyActivity.group_id)
     )
     return {g: (int(a), int(m)) for g, a, m in s.execute(q)}
 
 
-def group_presence(s: Session, ws: int, end_us: int, day: int) -> dict[int, tuple[int, int, int]]:
+def group_presence(
+    s: Session, ws: int, end_us: int, day: int, scope: Scope = None
+) -> dict[int, tuple[int, int, int]]:
     """Per group: (size at end_us, of them posted in it in the 7 days ending `day`,
     of them posted nothing in it in the 30 days ending `day`)."""
     cur = (
@@ -170,6 +301,7 @@ def group_presence(s: Session, ws: int, end_us: int, day: int) -> dict[int, tupl
             Membership.workspace_id == ws,
             Membership.member_id.not_in(staff_ids(s, ws)),
             _in_at(Membership, end_us),
+            *_in_scope(Membership.group_id, scope),
         )
         .distinct()
         .subquery("cur")
@@ -235,9 +367,11 @@ def invite_facts(
     lo_day: int,
     hi_day: int,
     hold_us: int,
+    scope: Scope = None,
 ) -> list[InviteFact]:
-    """Raw invites whose join falls on local days lo..hi (optionally only of some inviters)."""
-    invitee = aliased(Member)
+    """Raw invites whose join falls on local days lo..hi; within a scope, joins into its groups
+    (by inviters from anywhere), "new" meaning the invitee's first join within the scope."""
+    invitee = member_view(s, ws, scope)
     inviter = aliased(Member)
     left = exists().where(
         Leave.workspace_id == ws,
@@ -268,6 +402,7 @@ def invite_facts(
             Join.inviter_id != Join.member_id,
             invitee.is_staff.is_(False),
             inviter.is_staff.is_(False),
+            *_in_scope(Join.group_id, scope),
         )
     )
     out: list[InviteFact] = []
@@ -289,13 +424,13 @@ def invite_facts(
 
 
 def referrers(
-    s: Session, ws: int, lo_day: int, hi_day: int, hold_us: int, as_of_us: int
+    s: Session, ws: int, lo_day: int, hi_day: int, hold_us: int, as_of_us: int, scope: Scope = None
 ) -> set[int]:
     """Members (not staff) whose first join is on days lo..hi and who have at least one valid
     invite whose invitee joined within 30 × 24 h after that first join (the funnel's referral)."""
     day30 = 30 * 86_400 * 1_000_000
-    invitee = aliased(Member)
-    inviter = aliased(Member)
+    invitee = member_view(s, ws, scope)
+    inviter = member_view(s, ws, scope)
     q = (
         select(Join.inviter_id)
         .join(inviter, inviter.id == Join.inviter_id)
@@ -321,6 +456,7 @@ def referrers(
                 Leave.ts_us >= Join.ts_us,
                 Leave.ts_us <= Join.ts_us + hold_us,
             ),
+            *_in_scope(Join.group_id, scope),
         )
         .distinct()
     )
@@ -328,34 +464,37 @@ def referrers(
 
 
 def acquired_by_channel(
-    s: Session, ws: int, lo_day: int, hi_day: int
+    s: Session, ws: int, lo_day: int, hi_day: int, scope: Scope = None
 ) -> dict[str | None, tuple[int, int, int]]:
     """Per acquisition channel, over members (not staff) whose first join falls on local days
     lo..hi: (acquired, activated: a message in [fj, fj + 7 d], retained: activated and a
     message in (fj + 7 d, fj + 30 d])."""
+    m = member_view(s, ws, scope, alias=False)
     day7 = 7 * 86_400 * 1_000_000
     day30 = 30 * 86_400 * 1_000_000
     da = DailyActivity
-    fj = Member.first_join_us
+    fj = m.first_join_us
     activated = exists().where(
         da.workspace_id == ws,
-        da.member_id == Member.id,
-        da.day >= Member.first_join_day,
-        da.day <= Member.first_join_day + 8,
+        da.member_id == m.id,
+        *_in_scope(da.group_id, scope),
+        da.day >= m.first_join_day,
+        da.day <= m.first_join_day + 8,
         da.last_us >= fj,
         da.first_us <= fj + day7,
     )
     retained = exists().where(
         da.workspace_id == ws,
-        da.member_id == Member.id,
-        da.day >= Member.first_join_day + 6,
-        da.day <= Member.first_join_day + 31,
+        da.member_id == m.id,
+        *_in_scope(da.group_id, scope),
+        da.day >= m.first_join_day + 6,
+        da.day <= m.first_join_day + 31,
         da.last_us > fj + day7,
         da.first_us <= fj + day30,
     )
     # The member's first message settles "activated" without a lookup unless it came before
     # the first join; "retained" is looked up only for the activated.
-    fm = Member.first_message_us
+    fm = m.first_message_us
     act = case(
         (fm.is_(None), False),
         (and_(fm >= fj, fm <= fj + day7), True),
@@ -364,15 +503,15 @@ def acquired_by_channel(
     )
     flags = (
         select(
-            Member.channel.label("channel"),
+            m.channel.label("channel"),
             act.label("act"),
             case((act, retained), else_=False).label("ret"),
         )
         .where(
-            Member.workspace_id == ws,
-            _not_staff(),
-            Member.first_join_day >= lo_day,
-            Member.first_join_day <= hi_day,
+            m.workspace_id == ws,
+            _not_staff(m),
+            m.first_join_day >= lo_day,
+            m.first_join_day <= hi_day,
         )
         .subquery("flags")
     )
@@ -386,10 +525,11 @@ def acquired_by_channel(
 
 
 def revenue_by_channel(
-    s: Session, ws: int, lo_day: int, hi_day: int
+    s: Session, ws: int, lo_day: int, hi_day: int, scope: Scope = None
 ) -> dict[str | None, tuple[int, int]]:
     """Per acquisition channel, over the same members: (members with an order paid within
     [fj, fj + 30 d] that is not fully refunded, the sum of those orders' amount − refunds)."""
+    m = member_view(s, ws, scope, alias=False)
     day30 = 30 * 86_400 * 1_000_000
     refunded = (
         select(Refund.platform, Refund.order_key, func.sum(Refund.amount_fen).label("total"))
@@ -399,54 +539,52 @@ def revenue_by_channel(
     )
     total = func.coalesce(refunded.c.total, 0)
     q = (
-        select(Member.channel, func.count(distinct(Member.id)), func.sum(Order.amount_fen - total))
+        select(m.channel, func.count(distinct(m.id)), func.sum(Order.amount_fen - total))
         .select_from(Order)
-        .join(Member, Member.id == Order.member_id)
+        .join(m, m.id == Order.member_id)
         .outerjoin(
             refunded,
             and_(refunded.c.platform == Order.platform, refunded.c.order_key == Order.order_key),
         )
         .where(
             Order.workspace_id == ws,
-            _not_staff(),
-            Member.first_join_day >= lo_day,
-            Member.first_join_day <= hi_day,
-            Order.paid_us >= Member.first_join_us,
-            Order.paid_us <= Member.first_join_us + day30,
+            _not_staff(m),
+            m.first_join_day >= lo_day,
+            m.first_join_day <= hi_day,
+            Order.paid_us >= m.first_join_us,
+            Order.paid_us <= m.first_join_us + day30,
             total < Order.amount_fen,
         )
-        .group_by(Member.channel)
+        .group_by(m.channel)
     )
     return {ch: (int(n), int(fen or 0)) for ch, n, fen in s.execute(q)}
 
 
 def referrers_by_channel(
-    s: Session, ws: int, lo_day: int, hi_day: int, hold_us: int, as_of_us: int
+    s: Session, ws: int, lo_day: int, hi_day: int, hold_us: int, as_of_us: int, scope: Scope = None
 ) -> dict[str | None, int]:
     """Per acquisition channel: how many of `referrers` there are."""
+    m = member_view(s, ws, scope, alias=False)
     out: dict[str | None, int] = {}
-    ids = sorted(referrers(s, ws, lo_day, hi_day, hold_us, as_of_us))
+    ids = sorted(referrers(s, ws, lo_day, hi_day, hold_us, as_of_us, scope))
     for i in range(0, len(ids), 500):
-        q = (
-            select(Member.channel, func.count())
-            .where(Member.id.in_(ids[i : i + 500]))
-            .group_by(Member.channel)
-        )
+        q = select(m.channel, func.count()).where(m.id.in_(ids[i : i + 500])).group_by(m.channel)
         for ch, n in s.execute(q):
             out[ch] = out.get(ch, 0) + int(n)
     return out
 
 
-def cohorts(s: Session, ws: int, lo_day: int, hi_day: int) -> dict[int, int]:
+def cohorts(s: Session, ws: int, lo_day: int, hi_day: int, scope: Scope = None) -> dict[int, int]:
     """Cohort size per ISO-week Monday, for members whose first join is on days lo..hi."""
-    wk = week_expr(Member.first_join_day)
+    m = member_view(s, ws, scope, alias=False)
+    wk = week_expr(m.first_join_day)
     q = (
         select(wk, func.count())
         .where(
-            Member.workspace_id == ws,
-            _not_staff(),
-            Member.first_join_day >= lo_day,
-            Member.first_join_day <= hi_day,
+            m.workspace_id == ws,
+            _not_staff(m),
+            m.first_join_day >= lo_day,
+            m.first_join_day <= hi_day,
         )
         .group_by(wk)
     )
@@ -454,36 +592,44 @@ def cohorts(s: Session, ws: int, lo_day: int, hi_day: int) -> dict[int, int]:
 
 
 def activity_retention(
-    s: Session, ws: int, lo_day: int, hi_day: int, last_day: int
+    s: Session, ws: int, lo_day: int, hi_day: int, last_day: int, scope: Scope = None
 ) -> dict[tuple[int, int], int]:
     """Members active (anywhere) per (cohort Monday, activity Monday)."""
-    cw = week_expr(Member.first_join_day)
+    m = member_view(s, ws, scope, alias=False)
+    mw = member_week_view(ws, scope)
+    cw = week_expr(m.first_join_day)
     q = (
-        select(cw, MemberWeek.week, func.count())
+        select(cw, mw.week, func.count())
         .join(
-            MemberWeek,
-            and_(MemberWeek.member_id == Member.id, MemberWeek.workspace_id == ws),
+            mw,
+            and_(mw.member_id == m.id, mw.workspace_id == ws),
         )
         .where(
-            Member.workspace_id == ws,
-            _not_staff(),
-            Member.first_join_day >= lo_day,
-            Member.first_join_day <= hi_day,
-            MemberWeek.week >= lo_day,
-            MemberWeek.week <= last_day,
+            m.workspace_id == ws,
+            _not_staff(m),
+            m.first_join_day >= lo_day,
+            m.first_join_day <= hi_day,
+            mw.week >= lo_day,
+            mw.week <= last_day,
         )
-        .group_by(cw, MemberWeek.week)
+        .group_by(cw, mw.week)
     )
     return {(int(c), int(a)): int(n) for c, a, n in s.execute(q)}
 
 
 def membership_retention(
-    s: Session, ws: int, lo_day: int, hi_day: int, ends: list[tuple[int, int, int]]
+    s: Session,
+    ws: int,
+    lo_day: int,
+    hi_day: int,
+    ends: list[tuple[int, int, int]],
+    scope: Scope = None,
 ) -> dict[tuple[int, int], int]:
     """Members in at least one group per (cohort Monday, k) at the given week-end instants."""
     if not ends:
         return {}
-    cw = week_expr(Member.first_join_day)
+    m = member_view(s, ws, scope, alias=False)
+    cw = week_expr(m.first_join_day)
     weeks = union_all(
         *[
             select(
@@ -495,9 +641,16 @@ def membership_retention(
         ]
     ).subquery("weeks")
     q = (
-        select(weeks.c.cw, weeks.c.k, func.count(distinct(Member.id)))
-        .select_from(Member)
-        .join(Membership, and_(Membership.member_id == Member.id, Membership.workspace_id == ws))
+        select(weeks.c.cw, weeks.c.k, func.count(distinct(m.id)))
+        .select_from(m)
+        .join(
+            Membership,
+            and_(
+                Membership.member_id == m.id,
+                Membership.workspace_id == ws,
+                *_in_scope(Membership.group_id, scope),
+            ),
+        )
         .join(
             weeks,
             and_(
@@ -507,10 +660,10 @@ def membership_retention(
             ),
         )
         .where(
-            Member.workspace_id == ws,
-            _not_staff(),
-            Member.first_join_day >= lo_day,
-            Member.first_join_day <= hi_day,
+            m.workspace_id == ws,
+            _not_staff(m),
+            m.first_join_day >= lo_day,
+            m.first_join_day <= hi_day,
         )
         .group_by(weeks.c.cw, weeks.c.k)
     )
@@ -518,49 +671,51 @@ def membership_retention(
 
 
 def lifecycle_counts(
-    s: Session, ws: int, first_week: int, last_week: int
+    s: Session, ws: int, first_week: int, last_week: int, scope: Scope = None
 ) -> tuple[dict[int, int], dict[int, int], dict[int, int]]:
     """Per week (Monday), over members (not staff): how many were active; how many were
     active that week and the week before; how many posted their first message that week."""
+    m = member_view(s, ws, scope, alias=False)
+    mw = member_week_view(ws, scope)
     active_q = (
-        select(MemberWeek.week, func.count())
-        .join(Member, Member.id == MemberWeek.member_id)
+        select(mw.week, func.count())
+        .join(m, m.id == mw.member_id)
         .where(
-            MemberWeek.workspace_id == ws,
-            _not_staff(),
-            MemberWeek.week >= first_week - 7,
-            MemberWeek.week <= last_week,
+            mw.workspace_id == ws,
+            _not_staff(m),
+            mw.week >= first_week - 7,
+            mw.week <= last_week,
         )
-        .group_by(MemberWeek.week)
+        .group_by(mw.week)
     )
-    prev = aliased(MemberWeek)
+    prev = member_week_view(ws, scope, alias=True)
     both_q = (
-        select(MemberWeek.week, func.count())
+        select(mw.week, func.count())
         .join(
             prev,
             and_(
                 prev.workspace_id == ws,
-                prev.member_id == MemberWeek.member_id,
-                prev.week == MemberWeek.week - 7,
+                prev.member_id == mw.member_id,
+                prev.week == mw.week - 7,
             ),
         )
-        .join(Member, Member.id == MemberWeek.member_id)
+        .join(m, m.id == mw.member_id)
         .where(
-            MemberWeek.workspace_id == ws,
-            _not_staff(),
-            MemberWeek.week >= first_week,
-            MemberWeek.week <= last_week,
+            mw.workspace_id == ws,
+            _not_staff(m),
+            mw.week >= first_week,
+            mw.week <= last_week,
         )
-        .group_by(MemberWeek.week)
+        .group_by(mw.week)
     )
-    fw = week_expr(Member.first_message_day)
+    fw = week_expr(m.first_message_day)
     new_q = (
         select(fw, func.count())
         .where(
-            Member.workspace_id == ws,
-            _not_staff(),
-            Member.first_message_day >= first_week,
-            Member.first_message_day <= last_week + 6,
+            m.workspace_id == ws,
+            _not_staff(m),
+            m.first_message_day >= first_week,
+            m.first_message_day <= last_week + 6,
         )
         .group_by(fw)
     )
