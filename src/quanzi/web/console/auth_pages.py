@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.orm import Session
 
 from quanzi.db.engine import session_scope
 from quanzi.kit.errors import InvalidParameter, NotFound
@@ -90,41 +91,9 @@ def login(
     engine = request_engine(request)
     try:
         with session_scope(engine) as s:
-            try:
-                user = team.authenticate(s, email, password, ip)
-            except LoginFailed:
-                known = team.user_by_email(s, email)
-                for ws, _role in team.workspaces_of(s, known.id) if known else []:
-                    team.audit(
-                        s,
-                        workspace_id=ws.id,
-                        user_id=known.id if known else None,
-                        actor=email.strip().lower()[:254],
-                        action="login.failed",
-                        ip=ip,
-                        user_agent=agent,
-                    )
-                raise _Refused from None
-            spaces = team.workspaces_of(s, user.id)
-            target = safe_next(next, "")
-            ws_id = spaces[0][0].id if spaces else None
-            for ws, _role in spaces:
-                if target.startswith(f"/w/{ws.name}/") or target == f"/w/{ws.name}":
-                    ws_id = ws.id
-            token = team.start_session(s, user, ws_id, ip, agent)
-            team.audit(
-                s,
-                workspace_id=ws_id,
-                user_id=user.id,
-                actor=user.email,
-                action="login",
-                ip=ip,
-                user_agent=agent,
-            )
-            if not target:
-                target = f"/w/{spaces[0][0].name}/dashboard" if len(spaces) == 1 else "/workspaces"
-    except _Refused:
-        return _login_page(request, gettext("Wrong email or password."), email, 401)
+            # A refused login is committed (its try counts toward the throttle), so it is
+            # answered after the transaction, not by raising through it.
+            login = _log_in(s, email, password, next, ip, agent)
     except LoginThrottled as exc:
         minutes = (exc.retry_after + 59) // 60
         page = _login_page(
@@ -136,6 +105,9 @@ def login(
         )
         page.headers["Retry-After"] = str(exc.retry_after)
         return page
+    if login is None:
+        return _login_page(request, gettext("Wrong email or password."), email, 401)
+    token, target = login
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(
         SESSION_COOKIE,
@@ -150,8 +122,44 @@ def login(
     return response
 
 
-class _Refused(Exception):
-    pass
+def _log_in(
+    s: Session, email: str, password: str, next_path: str, ip: str, agent: str
+) -> tuple[str, str] | None:
+    """(session token, where to go) for good credentials; None (and the try audited) otherwise."""
+    try:
+        user = team.authenticate(s, email, password, ip)
+    except LoginFailed:
+        known = team.user_by_email(s, email)
+        for ws, _role in team.workspaces_of(s, known.id) if known else []:
+            team.audit(
+                s,
+                workspace_id=ws.id,
+                user_id=known.id if known else None,
+                actor=email.strip().lower()[:254],
+                action="login.failed",
+                ip=ip,
+                user_agent=agent,
+            )
+        return None
+    spaces = team.workspaces_of(s, user.id)
+    target = safe_next(next_path, "")
+    ws_id = spaces[0][0].id if spaces else None
+    for ws, _role in spaces:
+        if target.startswith(f"/w/{ws.name}/") or target == f"/w/{ws.name}":
+            ws_id = ws.id
+    token = team.start_session(s, user, ws_id, ip, agent)
+    team.audit(
+        s,
+        workspace_id=ws_id,
+        user_id=user.id,
+        actor=user.email,
+        action="login",
+        ip=ip,
+        user_agent=agent,
+    )
+    if not target:
+        target = f"/w/{spaces[0][0].name}/dashboard" if len(spaces) == 1 else "/workspaces"
+    return token, target
 
 
 @router.post("/logout")
