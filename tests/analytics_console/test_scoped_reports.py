@@ -138,3 +138,172 @@ def test_an_empty_scope_sees_nothing(random_community: Community) -> None:
     )
     assert scoped_report(random_community, "groups", frozenset(), date="2026-01-20")["groups"] == []
     assert scoped_report(random_community, "channels", frozenset())["channels"] == []
+
+
+# -- A small community worked out by hand --------------------------------------------------
+
+D, D1, D2, D3 = "2026-03-02", "2026-03-03", "2026-03-04", "2026-03-05"  # D is a Monday
+LATER = "2026-03-10T00:00:00+08:00"
+
+
+def t(day: str, hm: str) -> str:
+    return f"{day}T{hm}:00+08:00"
+
+
+@pytest.fixture
+def three_groups(engine: Engine) -> Community:
+    """g1 and g2 are the operator's groups; g3 is someone else's.
+
+    z  joins g3 on 02-20.                      a  joins g3 on 02-23 (channel x3), posts there
+    b  adds a staff contact on 02-25 (store).     on 02-24, and joins g1 on D (channel c1).
+    On D: staff s joins g1; b joins g1 invited by a; c joins g2 invited by z (leaves on D+1,
+    within 72 h); d joins g3 invited by a, posts there and pays 5,000; f joins g3.
+    Messages on D in g1: a ×2, s ×1, b ×1. On D+1: e joins g2 and posts there.
+    b pays 10,000 on D+2; 3,000 of it is refunded on D+3.
+    """
+    c = Community(engine)
+    c.add("member.joined", t("2026-02-20", "09:00"), group="g3", member="z")
+    c.add("member.joined", t("2026-02-23", "10:00"), group="g3", member="a", channel="x3")
+    c.add("message.posted", t("2026-02-24", "10:00"), group="g3", member="a")
+    c.add("contact.added", t("2026-02-25", "10:00"), member="b", staff="s", channel="store")
+    c.add("member.joined", t(D, "09:00"), group="g1", member="s", is_staff=True)
+    c.add("member.joined", t(D, "10:00"), group="g1", member="a", channel="c1")
+    c.add("message.posted", t(D, "10:30"), group="g1", member="a")
+    c.add("message.posted", t(D, "10:40"), group="g1", member="a")
+    c.add("message.posted", t(D, "10:50"), group="g1", member="s")
+    c.add("member.joined", t(D, "11:00"), group="g1", member="b", inviter="a", via="invite")
+    c.add("member.joined", t(D, "12:00"), group="g2", member="c", inviter="z", via="invite")
+    c.add("member.joined", t(D, "13:00"), group="g3", member="d", inviter="a", via="invite")
+    c.add("member.joined", t(D, "14:00"), group="g3", member="f")
+    c.add("message.posted", t(D, "15:00"), group="g1", member="b")
+    c.add("message.posted", t(D, "16:00"), group="g3", member="d")
+    c.add("order.paid", t(D, "20:00"), order="o-d", member="d", amount=5000)
+    c.add("member.left", t(D1, "12:00"), group="g2", member="c")
+    c.add("member.joined", t(D1, "09:00"), group="g2", member="e")
+    c.add("message.posted", t(D1, "09:30"), group="g2", member="e")
+    c.add("order.paid", t(D2, "20:00"), order="o-b", member="b", amount=10000)
+    c.add("order.refunded", t(D3, "20:00"), order="o-b", amount=3000)
+    return c
+
+
+def test_scoped_overview_by_hand(three_groups: Community) -> None:
+    mine = group_ids(three_groups, "g1", "g2")
+    ov = scoped_report(three_groups, "overview", mine, date=D)
+    # members at the end of D: a, b (g1), c (g2); s is staff; z, d, f are only in g3.
+    # new members: first join within g1/g2 on D: a (earlier join was in g3), b, c.
+    # messages in g1: a 2 + b 1 (members) + s 1 (staff); d's post in g3 is not seen.
+    assert ov == {
+        "date": D,
+        "members": 3,
+        "new_members": 3,
+        "leaves": 0,
+        "messages": 4,
+        "member_messages": 3,
+        "staff_messages": 1,
+        "active_members": 2,
+        "groups": 2,
+    }
+    # The whole workspace, for contrast: + z, d (a counted once), new b, c, d, f (not a).
+    whole = scoped_report(three_groups, "overview", None, date=D)
+    assert (whole["members"], whole["new_members"], whole["messages"], whole["groups"]) == (
+        6,
+        4,
+        5,
+        3,
+    )
+    ov1 = scoped_report(three_groups, "overview", mine, date=D1)
+    # c left g2 (a leave), e joined it: a, b, e; e is new; one message by e.
+    assert (ov1["members"], ov1["new_members"], ov1["leaves"], ov1["messages"]) == (3, 1, 1, 1)
+
+
+def test_scoped_groups_report_lists_only_those_groups(three_groups: Community) -> None:
+    mine = group_ids(three_groups, "g1", "g2")
+    rows = scoped_report(three_groups, "groups", mine, date=D1)["groups"]
+    # g1: a, b in it (s is staff); joins a, b; 4 messages of which 3 by members; both posted.
+    # g2: e in it (c left); joins c, e; one leave; one message by e.
+    assert rows == [
+        {
+            "group": "g1",
+            "name": "g1",
+            "size": 2,
+            "joins_7d": 2,
+            "leaves_7d": 0,
+            "messages_7d": 4,
+            "active_7d": 2,
+            "activity_rate_7d": 1.0,
+            "ugc_share_7d": 0.75,
+            "silent": 0,
+        },
+        {
+            "group": "g2",
+            "name": "g2",
+            "size": 1,
+            "joins_7d": 2,
+            "leaves_7d": 1,
+            "messages_7d": 1,
+            "active_7d": 1,
+            "activity_rate_7d": 1.0,
+            "ugc_share_7d": 1.0,
+            "silent": 0,
+        },
+    ]
+
+
+def test_scoped_invites_count_joins_into_the_scope(three_groups: Community) -> None:
+    mine = group_ids(three_groups, "g1", "g2")
+    inv = scoped_report(three_groups, "invites", mine, from_=D, to=D1, as_of=LATER)
+    # a invited b into g1 (valid) and d into g3 (not seen); z, who is only in g3, invited c
+    # into g2: seen, but c left within 72 h.
+    assert inv["inviters"] == [
+        {"inviter": "a", "raw": 1, "new": 1, "valid": 1, "pending": 0},
+        {"inviter": "z", "raw": 1, "new": 1, "valid": 0, "pending": 0},
+    ]
+    whole = scoped_report(three_groups, "invites", None, from_=D, to=D1, as_of=LATER)
+    assert whole["inviters"][0] == {"inviter": "a", "raw": 2, "new": 2, "valid": 2, "pending": 0}
+
+
+def test_scoped_channels_and_funnel_by_hand(three_groups: Community) -> None:
+    mine = group_ids(three_groups, "g1", "g2")
+    ch = scoped_report(three_groups, "channels", mine, from_=D, to=D1, as_of=LATER)
+    # Acquired in scope on D..D+1: a (first join in scope on D, channel c1: the earlier g3
+    # join is outside), b (store: the contact came before the join), c and e (no channel).
+    # Activated: a, b, e posted within 7 days. b's order: 10,000 − 3,000 = 7,000.
+    assert ch["channels"] == [
+        {"channel": "(none)", "acquired": 2, "activated": 1, "revenue_members": 0, "revenue": 0},
+        {"channel": "c1", "acquired": 1, "activated": 1, "revenue_members": 0, "revenue": 0},
+        {
+            "channel": "store",
+            "acquired": 1,
+            "activated": 1,
+            "revenue_members": 1,
+            "revenue": 7000,
+        },
+    ]
+    fu = scoped_report(three_groups, "funnel", mine, from_=D, to=D1, as_of=LATER)
+    # referral: a's valid invite of b, an hour after a's first join in scope.
+    assert fu == {"acquired": 4, "activated": 3, "retained": 0, "revenue": 1, "referral": 1}
+    whole = scoped_report(three_groups, "funnel", None, from_=D, to=D1, as_of=LATER)
+    # Workspace: b, c, d, e, f acquired (a first joined on 02-23); b, d, e activated; b and
+    # d paid; a is not acquired in the window, so no referral.
+    assert whole == {"acquired": 5, "activated": 3, "retained": 0, "revenue": 2, "referral": 0}
+
+
+def test_scoped_retention_and_lifecycle_by_hand(three_groups: Community) -> None:
+    mine = group_ids(three_groups, "g1", "g2")
+    ret = scoped_report(three_groups, "retention", mine, from_=D, to=D, as_of=LATER)
+    # Cohort 2026-W10 in scope: a, b, c, e; posted in g1/g2 that week: a, b, e. Week 1 is not
+    # complete on 03-10.
+    assert ret == {
+        "kind": "activity",
+        "cohorts": [{"week": "2026-W10", "size": 4, "retained": [3]}],
+    }
+    life = scoped_report(three_groups, "lifecycle", mine, from_=D, to=D)
+    # a's post in g3 on 02-24 is outside: a's first message in scope is in W10, so a is new.
+    assert life["weeks"] == [
+        {"week": "2026-W10", "new": 3, "returning": 0, "resurrecting": 0, "dormant": 0}
+    ]
+    whole = scoped_report(three_groups, "lifecycle", None, from_=D, to=D)
+    # Workspace: a posted in W09 too (returning); b, d, e are new.
+    assert whole["weeks"] == [
+        {"week": "2026-W10", "new": 3, "returning": 1, "resurrecting": 0, "dormant": 0}
+    ]
