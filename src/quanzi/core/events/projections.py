@@ -32,8 +32,17 @@ from quanzi.core.members.models import (
     Membership,
     MemberWeek,
 )
+from quanzi.core.members.personal import (
+    PERSONAL_FIELDS,
+    TOMBSTONE,
+    current_digests,
+    has_plain_personal,
+    seal_event,
+)
 from quanzi.core.workspaces.models import Workspace
+from quanzi.core.workspaces.service import workspace_key
 from quanzi.kit.clock import LocalCalendar
+from quanzi.kit.crypto import WorkspaceKey, is_sealed
 
 NONE_CHANNEL = "(none)"
 _CHUNK = 500  # ids per IN (...) list
@@ -213,6 +222,13 @@ class Applier:
         self.ws = workspace.id
         self.cal = LocalCalendar(workspace.timezone)
         self.ids = Identities(conn, workspace.id)
+        self._key: WorkspaceKey | None = None
+
+    def key(self) -> WorkspaceKey:
+        """The workspace's data key, looked up on first need (only personal data needs it)."""
+        if self._key is None:
+            self._key = workspace_key(self.conn, self.ws)
+        return self._key
 
     # -- entry point ---------------------------------------------------------------------
 
@@ -379,13 +395,20 @@ class Applier:
             elif t == "profile.updated":
                 mid = ids.members[(p, d["member"])]
                 mc = member_cand[mid]
+                # Personal fields stay sealed (the log's sealed strings, so a rebuild writes
+                # the same bytes); an erased one is no value. The real name is not the
+                # display name (docs/contract-readings.md, "Personal data").
                 for field in ("name", "phone", "unionid", "gender", "city"):
                     if field in d:
-                        latest(mc, "p:" + field, order, d[field])
+                        value = d[field]
+                        if field in PERSONAL_FIELDS:
+                            if value == TOMBSTONE:
+                                continue
+                            if not is_sealed(value):  # an event not read through the log
+                                value = self.key().seal(field, value)
+                        latest(mc, "p:" + field, order, value)
                 for key, value in (d.get("attrs") or {}).items():
                     latest(mc, "a:" + key, order, value)
-                if d.get("name"):
-                    latest(mc, "name", order, d["name"])
             elif t == "order.paid":
                 okey = (p, d["order"])
                 cur = orders.get(okey)
@@ -612,14 +635,19 @@ class Applier:
                 stored = r.profile
                 profile = dict((orjson.loads(stored) if isinstance(stored, str) else stored) or {})
                 dirty = False
+                indexed: list[str] = []
                 for k in profile_keys:
                     (ts, eid), value = c[k]
                     cur = profile.get(k)
                     if cur is None or (ts, eid) > (cur[1], cur[2]):
                         profile[k] = [value, ts, eid]
                         dirty = True
+                        if k in ("p:phone", "p:unionid"):
+                            indexed.append(k[2:])
                 if dirty:
                     v["profile"] = orjson.dumps(profile).decode()
+                if indexed:
+                    v.update(current_digests(self.key(), profile, indexed))
             if v:
                 v["_id"] = mid
                 updates.append(v)
@@ -716,6 +744,23 @@ PROJECTION_TABLES = (
 )
 
 
+def _sealed_log(conn: Connection, applier: Applier, rows: Sequence[Any]) -> list[Event]:
+    """The events of logged lines (seq, raw); a profile.updated logged before personal data
+    was sealed is sealed now, in the log too, so a rebuild leaves no plain personal data."""
+    events = []
+    resealed: list[tuple[str, int]] = []
+    for seq, raw in rows:
+        ev = parse_event(raw)
+        if ev.type == "profile.updated" and has_plain_personal(ev.data):
+            ev = seal_event(applier.key(), ev, everything=False)
+            resealed.append((ev.raw, seq))
+        events.append(ev)
+    if resealed:
+        ph = "%s" if conn.dialect.name == "postgresql" else "?"
+        conn.exec_driver_sql(f"UPDATE events SET raw = {ph} WHERE seq = {ph}", resealed)
+    return events
+
+
 def rebuild(
     engine: Engine, workspace_id: int, on_progress: Callable[[int], None] | None = None
 ) -> int:
@@ -757,6 +802,8 @@ def rebuild(
                 first_message_day=None,
                 channel=None,
                 profile=None,
+                phone_digest=None,
+                unionid_digest=None,
             )
         )
         applier = Applier(conn, workspace)
@@ -771,7 +818,7 @@ def rebuild(
             if not rows:
                 break
             last_seq = rows[-1][0]
-            applier.apply([parse_event(raw) for _seq, raw in rows])
+            applier.apply(_sealed_log(conn, applier, rows))
             replayed += len(rows)
             if on_progress:
                 on_progress(len(rows))

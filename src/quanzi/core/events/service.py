@@ -21,8 +21,10 @@ from quanzi.core.events.schemas import (
     checked_event,
     parse_event,
 )
+from quanzi.core.members.personal import opened_data, seal_event
 from quanzi.core.workspaces.models import Workspace
 from quanzi.kit.clock import now_us
+from quanzi.kit.crypto import WorkspaceKey
 
 BATCH_LINES = 20_000
 
@@ -126,8 +128,17 @@ class _Batch:
             self.events.append((n, ev))
 
 
-def _store(conn: Connection, workspace_id: int, batch: _Batch, report: IngestReport) -> list[Event]:
-    """Append the batch to the log; return the events that were new (the rest are duplicates)."""
+def _store(
+    conn: Connection,
+    workspace_id: int,
+    batch: _Batch,
+    report: IngestReport,
+    key: Callable[[], WorkspaceKey],
+) -> list[Event]:
+    """Append the batch to the log; return the events that were new (the rest are duplicates).
+
+    A new profile.updated is logged and applied with its personal fields sealed (`key` gives
+    the workspace key, looked up once per ingest and only when such an event comes)."""
     received = now_us()
     # Writers of a workspace hold its lock (lock_workspace), so what is not in the log now
     # cannot appear before this transaction commits: look up, then insert plainly.
@@ -139,34 +150,44 @@ def _store(conn: Connection, workspace_id: int, batch: _Batch, report: IngestRep
             [ev.id for _n, ev in batch.events],
         )
     )
+    fresh = [
+        seal_event(key(), ev) if ev.type == "profile.updated" else ev
+        for _n, ev in batch.events
+        if ev.id not in stored
+    ]
     insert_values(
         conn,
         EventRecord,
         ("workspace_id", "event_id", "type", "platform", "ts_us", "raw", "received_at_us"),
-        [
-            (workspace_id, ev.id, ev.type, ev.platform, ev.ts_us, ev.raw, received)
-            for _n, ev in batch.events
-            if ev.id not in stored
-        ],
+        [(workspace_id, ev.id, ev.type, ev.platform, ev.ts_us, ev.raw, received) for ev in fresh],
     )
-    fresh = [ev for _n, ev in batch.events if ev.id not in stored]
     old = [(n, ev) for n, ev in batch.events if ev.id in stored]
     # A duplicate is compared with the winner: the stored event, else the batch's first line.
     dups: list[tuple[int, Event, Event | None]] = [(n, ev, None) for n, ev in old]
     for n, ev, prev in sorted(dups + batch.dups, key=lambda d: d[0]):
         report.duplicates += 1
         kept = stored.get(ev.id)
-        winner = _canon_raw(kept) if kept is not None else prev.canonical() if prev else b""
-        if winner != ev.canonical():
+        if kept is not None:
+            same = _same_as_stored(kept, ev, key)
+        else:
+            same = prev is not None and prev.canonical() == ev.canonical()
+        if not same:
             report.warnings.append((n, f"duplicate id {ev.id!r} with different content: ignored"))
     report.applied += len(fresh)
     return fresh
 
 
-def _canon_raw(raw: str) -> bytes:
+def _same_as_stored(raw: str, ev: Event, key: Callable[[], WorkspaceKey]) -> bool:
+    """Whether a re-sent event has the content of the logged line `raw`: sealed personal
+    fields are compared opened, and an erased one matches whatever is sent."""
     obj = orjson.loads(raw)
-    return orjson.dumps(
-        {k: v for k, v in obj.items() if v is not None}, option=orjson.OPT_SORT_KEYS
+    stored = {k: v for k, v in obj.items() if v is not None}
+    sent = ev.data
+    if ev.type == "profile.updated" and stored.get("type") == ev.type:
+        stored, erased = opened_data(key(), stored)
+        sent = {k: v for k, v in sent.items() if k not in erased}
+    return orjson.dumps(stored, option=orjson.OPT_SORT_KEYS) == orjson.dumps(
+        sent, option=orjson.OPT_SORT_KEYS
     )
 
 
@@ -224,8 +245,8 @@ def ingest_lines(
                     in_tx = True
                     lock_workspace(conn, workspace_id)
                     applier = Applier(conn, workspace)
-                fresh = _store(conn, workspace_id, batch, report)
                 assert applier is not None
+                fresh = _store(conn, workspace_id, batch, report, applier.key)
                 applier.apply(fresh)
                 if not strict:
                     conn.commit()
