@@ -190,6 +190,10 @@ def test_masked_unless_the_role_may_see(engine: Engine) -> None:
     assert masked["city"] == "杭州"
     shown = personal.masked_profile(m.profile, key, reveal=True)
     assert (shown["phone"], shown["unionid"], shown["name"]) == (PHONE, UNIONID, REAL_NAME)
+    # One stored value (an export row's), as each role sees it.
+    sealed_phone = m.profile["p:phone"][0]
+    assert personal.shown_value(key, "phone", sealed_phone, reveal=False) == "138****5678"
+    assert personal.shown_value(key, "phone", sealed_phone, reveal=True) == PHONE
     # Written with spaces and a country code, still masked the same way.
     c.ingest([_profile("p2", "2026-10-03T10:00:00+08:00", phone="+86 138 1234 5678")])
     assert personal.masked_profile(_member(engine).profile, key, False)["phone"] == "138****5678"

@@ -129,13 +129,22 @@ def _profile_dict(profile: Mapping[str, Any] | str | None) -> dict[str, Any]:
     return dict(orjson.loads(profile) if isinstance(profile, str) else profile)
 
 
-def _open_or_marker(key: WorkspaceKey, field: str, value: Any) -> str:
+def open_value(key: WorkspaceKey, field: str, value: Any) -> str:
+    """The plain text of one stored personal value (as `members.profile` or an export row
+    holds it); `UNREADABLE` when it does not open (the secret key changed, tampered data)."""
     if not is_sealed(value):
-        return str(value)  # a projection written before sealing: rebuild seals it
+        return str(value)  # a projection written before sealing: `quanzi rebuild` seals it
     try:
         return key.open(field, value)
     except DecryptionFailed:
         return UNREADABLE
+
+
+def shown_value(key: WorkspaceKey, field: str, value: Any, reveal: bool) -> str:
+    """One stored personal value as a role sees it: opened when it may (`reveal`), else
+    masked (138****5678)."""
+    opened = open_value(key, field, value)
+    return opened if reveal else mask_value(field, opened)
 
 
 def _plain(value: Any) -> str:
@@ -151,9 +160,7 @@ def open_profile(key: WorkspaceKey, profile: Mapping[str, Any] | str | None) -> 
         value = entry[0]
         kind, _, name = k.partition(":")
         if kind == "p":
-            out[name] = (
-                _open_or_marker(key, name, value) if name in PERSONAL_FIELDS else _plain(value)
-            )
+            out[name] = open_value(key, name, value) if name in PERSONAL_FIELDS else _plain(value)
         elif kind == "a":
             out["attrs." + name] = _plain(value)
     return out
