@@ -200,47 +200,157 @@ def group_names_at(s: Session, ws: int, end_us: int, scope: Scope = None) -> dic
 
 
 def new_members_on(s: Session, ws: int, day: int, scope: Scope = None) -> int:
+    return new_members_by_day(s, ws, day, day, scope).get(day, 0)
+
+
+def new_members_by_day(
+    s: Session, ws: int, lo: int, hi: int, scope: Scope = None
+) -> dict[int, int]:
+    """Members (not staff) whose first join falls on each of days lo..hi."""
     m = member_view(s, ws, scope, alias=False)
     q = (
-        select(func.count())
+        select(m.first_join_day, func.count())
         .select_from(m)
-        .where(m.workspace_id == ws, _not_staff(m), m.first_join_day == day)
+        .where(m.workspace_id == ws, _not_staff(m), m.first_join_day >= lo, m.first_join_day <= hi)
+        .group_by(m.first_join_day)
     )
-    return int(s.scalar(q) or 0)
+    return {int(d): int(n) for d, n in s.execute(q)}
 
 
 def leaves_on(s: Session, ws: int, day: int, scope: Scope = None) -> int:
+    return leaves_by_day(s, ws, day, day, scope).get(day, 0)
+
+
+def leaves_by_day(s: Session, ws: int, lo: int, hi: int, scope: Scope = None) -> dict[int, int]:
+    """Leave events of members (not staff) on each of days lo..hi."""
     q = (
-        select(func.count())
-        .select_from(Leave)
+        select(Leave.day, func.count())
         .join(Member, Member.id == Leave.member_id)
         .where(
             Leave.workspace_id == ws,
-            Leave.day == day,
+            Leave.day >= lo,
+            Leave.day <= hi,
             _not_staff(),
             *_in_scope(Leave.group_id, scope),
         )
+        .group_by(Leave.day)
     )
-    return int(s.scalar(q) or 0)
+    return {int(d): int(n) for d, n in s.execute(q)}
 
 
 def messages_on(s: Session, ws: int, day: int, scope: Scope = None) -> tuple[int, int, int]:
     """(member messages, staff messages, active members) on a day."""
+    return message_counts(s, ws, day, day, scope).get(day, (0, 0, 0))
+
+
+def message_counts(
+    s: Session, ws: int, lo: int, hi: int, scope: Scope = None, by_day: bool = True
+) -> dict[int, tuple[int, int, int]]:
+    """(member messages, staff messages, active members) on each of days lo..hi; with
+    `by_day` false, over the whole window (active: distinct), under key `lo`."""
+    da = DailyActivity
+    key = da.day if by_day else literal(lo, Integer)
     q = (
         select(
-            func.coalesce(func.sum(case((_not_staff(), DailyActivity.messages), else_=0)), 0),
-            func.coalesce(func.sum(case((_not_staff(), 0), else_=DailyActivity.messages)), 0),
-            func.count(distinct(case((_not_staff(), DailyActivity.member_id), else_=None))),
+            key,
+            func.coalesce(func.sum(case((_not_staff(), da.messages), else_=0)), 0),
+            func.coalesce(func.sum(case((_not_staff(), 0), else_=da.messages)), 0),
+            func.count(distinct(case((_not_staff(), da.member_id), else_=None))),
         )
-        .join(Member, Member.id == DailyActivity.member_id)
-        .where(
-            DailyActivity.workspace_id == ws,
-            DailyActivity.day == day,
-            *_in_scope(DailyActivity.group_id, scope),
-        )
+        .join(Member, Member.id == da.member_id)
+        .where(da.workspace_id == ws, da.day >= lo, da.day <= hi, *_in_scope(da.group_id, scope))
     )
-    member, staff, active = s.execute(q).one()
-    return int(member), int(staff), int(active)
+    if by_day:
+        q = q.group_by(da.day)
+    return {int(d): (int(mm), int(sm), int(a)) for d, mm, sm, a in s.execute(q) if d is not None}
+
+
+def _with_membership_in(member_col: Any, ws: int, scope: Scope) -> list[Any]:
+    """Where-clauses keeping members who ever had a membership in one of the scope's groups."""
+    if scope is None:
+        return []
+    return [
+        exists().where(
+            Membership.workspace_id == ws,
+            Membership.member_id == member_col,
+            Membership.group_id.in_(sorted(scope)),
+        )
+    ]
+
+
+def revenue_by_day(s: Session, ws: int, lo: int, hi: int, scope: Scope = None) -> dict[int, int]:
+    """Revenue in fen on each of days lo..hi: amounts paid that day minus refunds made that
+    day. Within a scope, orders (and their refunds) of members who were ever in its groups."""
+    paid = (
+        select(Order.paid_day, func.sum(Order.amount_fen))
+        .where(
+            Order.workspace_id == ws,
+            Order.paid_day >= lo,
+            Order.paid_day <= hi,
+            *_with_membership_in(Order.member_id, ws, scope),
+        )
+        .group_by(Order.paid_day)
+    )
+    refunds = select(Refund.day, func.sum(Refund.amount_fen)).where(
+        Refund.workspace_id == ws, Refund.day >= lo, Refund.day <= hi
+    )
+    if scope is not None:
+        refunds = refunds.where(
+            exists().where(
+                Order.workspace_id == ws,
+                Order.platform == Refund.platform,
+                Order.order_key == Refund.order_key,
+                *_with_membership_in(Order.member_id, ws, scope),
+            )
+        )
+    out: dict[int, int] = {}
+    for d, fen in s.execute(paid):
+        out[int(d)] = int(fen or 0)
+    for d, fen in s.execute(refunds.group_by(Refund.day)):
+        out[int(d)] = out.get(int(d), 0) - int(fen or 0)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Poster:
+    """A member and how many messages they posted in a window."""
+
+    member_id: int
+    platform: str
+    member_key: str
+    name: str | None
+    messages: int
+
+
+def top_posters(
+    s: Session, ws: int, lo: int, hi: int, limit: int, scope: Scope = None
+) -> list[Poster]:
+    """The members (not staff) with the most messages over days lo..hi, then by id."""
+    da = DailyActivity
+    total = func.sum(da.messages)
+    per = (
+        select(da.member_id, total.label("n"))
+        .where(
+            da.workspace_id == ws,
+            da.day >= lo,
+            da.day <= hi,
+            da.member_id.not_in(staff_ids(s, ws)),
+            *_in_scope(da.group_id, scope),
+        )
+        .group_by(da.member_id)
+        .subquery()
+    )
+    q = (
+        select(Member.id, Member.platform, Member.member_key, Member.name, per.c.n)
+        .join(per, per.c.member_id == Member.id)
+        .order_by(
+            per.c.n.desc(),
+            _code_point(s, Member.member_key),
+            _code_point(s, Member.platform),
+        )
+        .limit(limit)
+    )
+    return [Poster(int(i), p, k, name, int(n)) for i, p, k, name, n in s.execute(q)]
 
 
 def group_counts(

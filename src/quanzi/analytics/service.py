@@ -22,7 +22,8 @@ NONE_CHANNEL = repo.NONE_CHANNEL
 REPORT_NAMES = ("overview", "groups", "invites", "retention", "lifecycle", "funnel", "channels")
 
 
-def _rate(num: int, den: int) -> float:
+def rate(num: int, den: int) -> float:
+    """num / den rounded to 4 places (metrics.md), 0.0 over an empty denominator."""
     return round(num / den, 4) if den else 0.0
 
 
@@ -89,7 +90,7 @@ def groups(
                 "leaves_7d": leaves.get(gid, 0),
                 "messages_7d": all_msgs,
                 "active_7d": active,
-                "activity_rate_7d": _rate(active, size),
+                "activity_rate_7d": rate(active, size),
                 "ugc_share_7d": round(member_msgs / all_msgs, 4) if all_msgs else None,
                 "silent": silent,
             }
