@@ -54,5 +54,6 @@ def test_openapi_declares_the_api(client: TestClient) -> None:
 
 def test_docs_page_and_root(client: TestClient) -> None:
     assert client.get("/docs").status_code == 200
+    # The root is the console's: without a login it leads to the login page.
     r = client.get("/", follow_redirects=False)
-    assert r.status_code in (302, 307) and r.headers["location"] == "/docs"
+    assert r.status_code == 303 and r.headers["location"] == "/login"

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
 from quanzi.cli import admin, demo, ingest, report, serve, users
+from quanzi.cli.common import err_console
+from quanzi.kit.errors import QuanziError
 
 app = typer.Typer(
     name="quanzi",
@@ -18,5 +22,14 @@ for module in (ingest, report, admin, users, demo, serve):
     module.register(app)
 
 
+def main() -> None:
+    """The console script: a user error anywhere (even mid-ingest) is one clear line, exit 2."""
+    try:
+        app()
+    except QuanziError as exc:
+        err_console.print(f"[red]error:[/red] {exc}", highlight=False)
+        sys.exit(2)
+
+
 if __name__ == "__main__":
-    app()
+    main()

@@ -20,13 +20,17 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from quanzi.kit.errors import QuanziError
+
 SEALED_PREFIX = "enc:v1:"
 _WRAP_INFO = b"quanzi workspace data key wrap v1"
 _INDEX_INFO = b"quanzi blind index v1"
 
 
-class DecryptionFailed(ValueError):
+class DecryptionFailed(QuanziError, ValueError):
     """A sealed value or wrapped key did not open: wrong secret key or tampered data."""
+
+    status_code = 500
 
 
 def _hkdf(material: bytes, info: bytes) -> bytes:
