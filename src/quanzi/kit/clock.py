@@ -13,6 +13,9 @@ HOUR_US = 3_600 * US
 QUARTER_US = 900 * US
 BLOCK_US = 6 * HOUR_US
 EPOCH_DAY = date(1970, 1, 1).toordinal()
+# The instants datetime can hold, a day inside years 1..9999 (room for any UTC offset).
+_FIRST_US = (date(1, 1, 2).toordinal() - EPOCH_DAY) * DAY_US
+_LAST_US = (date(9999, 12, 30).toordinal() - EPOCH_DAY) * DAY_US
 
 
 def now_us() -> int:
@@ -77,6 +80,9 @@ class LocalCalendar:
         return (us + off) // DAY_US
 
     def _offset_at(self, us: int) -> int:
+        # A block's edge may fall outside datetime's years 1..9999 for instants near them;
+        # the offset there is the zone's first or last one anyway.
+        us = min(max(us, _FIRST_US), _LAST_US)
         return int(from_us(us).astimezone(self.tz).utcoffset().total_seconds()) * US  # type: ignore[union-attr]
 
     def day_start_us(self, day: int) -> int:
