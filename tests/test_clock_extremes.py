@@ -13,4 +13,6 @@ def test_days_at_the_ends_of_the_calendar() -> None:
     first = to_us(datetime(1, 1, 1, 0, 0, 0, tzinfo=UTC))
     # The 6-hour block around these instants reaches past datetime's range; no OverflowError.
     assert day_date(cal.day_of(last - 12 * 3_600_000_000)).year == 9999
+    # Local time there is already in year 10000: still a day number (+08:00), not a crash.
+    assert cal.day_of(last) == (last + 8 * 3_600_000_000) // 86_400_000_000
     assert day_date(cal.day_of(first + 86_400_000_000)).year == 1
