@@ -123,19 +123,7 @@ def test_a_scope_answers_like_a_workspace_of_only_those_groups(engine: Engine, s
 
 def test_an_empty_scope_sees_nothing(random_community: Community) -> None:
     ov = scoped_report(random_community, "overview", frozenset(), date="2026-01-20")
-    assert {k: v for k, v in ov.items() if k != "date"} == dict.fromkeys(
-        (
-            "members",
-            "new_members",
-            "leaves",
-            "messages",
-            "member_messages",
-            "staff_messages",
-            "active_members",
-            "groups",
-        ),
-        0,
-    )
+    assert len(ov) == 9 and {v for k, v in ov.items() if k != "date"} == {0}
     assert scoped_report(random_community, "groups", frozenset(), date="2026-01-20")["groups"] == []
     assert scoped_report(random_community, "channels", frozenset())["channels"] == []
 
