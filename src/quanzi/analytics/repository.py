@@ -15,6 +15,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    union,
     union_all,
 )
 from sqlalchemy.orm import Session, aliased
@@ -84,63 +85,75 @@ def member_view(s: Session, ws: int, scope: Scope, alias: bool = True) -> Any:
     if scope is None:
         return aliased(Member) if alias else Member
     groups = sorted(scope)
-    order = (Join.ts_us, _code_point(s, Join.event_id))
-    ranked = (
-        select(
-            Join.member_id,
-            Join.ts_us,
-            Join.event_id,
-            Join.day,
-            Join.channel,
-            func.row_number().over(partition_by=Join.member_id, order_by=order).label("rn"),
-        )
-        .where(Join.workspace_id == ws, Join.group_id.in_(groups))
-        .subquery()
-    )
     da = DailyActivity
-    first_msg = (
-        select(
-            da.member_id,
-            func.min(da.first_us).label("first_us"),
-            func.min(da.day).label("day"),
+    # Who: anyone with a join or a message in the scope's groups. Their first join and first
+    # message there are looked up per member through the (workspace, member, …) indexes.
+    who = union(
+        select(Join.member_id).where(Join.workspace_id == ws, Join.group_id.in_(groups)),
+        select(da.member_id).where(da.workspace_id == ws, da.group_id.in_(groups)),
+    ).subquery()
+    first_join = (
+        select(Join.id)
+        .where(Join.workspace_id == ws, Join.member_id == Member.id, Join.group_id.in_(groups))
+        .order_by(Join.ts_us, _code_point(s, Join.event_id))
+        .limit(1)
+        .scalar_subquery()
+    )
+
+    def first_message(col: Any) -> Any:
+        return (
+            select(func.min(col))
+            .where(da.workspace_id == ws, da.member_id == Member.id, da.group_id.in_(groups))
+            .scalar_subquery()
         )
-        .where(da.workspace_id == ws, da.group_id.in_(groups))
-        .group_by(da.member_id)
-        .subquery()
-    )
-    fc_us, fc_event = Member.first_contact_us, _code_point(s, Member.first_contact_event)
-    contact_first = and_(
-        fc_us.is_not(None),
-        or_(
-            fc_us < ranked.c.ts_us,
-            and_(fc_us == ranked.c.ts_us, fc_event < _code_point(s, ranked.c.event_id)),
-        ),
-    )
-    channel = case(
-        (contact_first, func.coalesce(Member.first_contact_channel, NONE_CHANNEL)),
-        else_=func.coalesce(ranked.c.channel, NONE_CHANNEL),
-    )
-    view = (
+
+    people = (
         select(
             Member.id,
             Member.workspace_id,
             Member.platform,
             Member.member_key,
             Member.is_staff,
-            ranked.c.ts_us.label("first_join_us"),
-            ranked.c.event_id.label("first_join_event"),
-            ranked.c.day.label("first_join_day"),
-            ranked.c.channel.label("first_join_channel"),
+            Member.first_contact_us,
+            Member.first_contact_event,
+            Member.first_contact_channel,
+            first_join.label("first_join_id"),
+            first_message(da.first_us).label("first_message_us"),
+            first_message(da.day).label("first_message_day"),
+        )
+        .where(Member.workspace_id == ws, Member.id.in_(select(who.c.member_id)))
+        .subquery()
+    )
+    fj = aliased(Join)
+    fc_us, fc_event = people.c.first_contact_us, _code_point(s, people.c.first_contact_event)
+    contact_first = and_(
+        fc_us.is_not(None),
+        or_(
+            fc_us < fj.ts_us,
+            and_(fc_us == fj.ts_us, fc_event < _code_point(s, fj.event_id)),
+        ),
+    )
+    channel = case(
+        (contact_first, func.coalesce(people.c.first_contact_channel, NONE_CHANNEL)),
+        else_=func.coalesce(fj.channel, NONE_CHANNEL),
+    )
+    view = (
+        select(
+            people.c.id,
+            people.c.workspace_id,
+            people.c.platform,
+            people.c.member_key,
+            people.c.is_staff,
+            fj.ts_us.label("first_join_us"),
+            fj.event_id.label("first_join_event"),
+            fj.day.label("first_join_day"),
+            fj.channel.label("first_join_channel"),
             channel.label("channel"),
-            first_msg.c.first_us.label("first_message_us"),
-            first_msg.c.day.label("first_message_day"),
+            people.c.first_message_us,
+            people.c.first_message_day,
         )
-        .outerjoin(ranked, and_(ranked.c.member_id == Member.id, ranked.c.rn == 1))
-        .outerjoin(first_msg, first_msg.c.member_id == Member.id)
-        .where(
-            Member.workspace_id == ws,
-            or_(ranked.c.member_id.is_not(None), first_msg.c.member_id.is_not(None)),
-        )
+        .select_from(people)
+        .outerjoin(fj, fj.id == people.c.first_join_id)
         .subquery()
     )
     return aliased(Member, view, adapt_on_names=True)
@@ -785,6 +798,8 @@ def lifecycle_counts(
 ) -> tuple[dict[int, int], dict[int, int], dict[int, int]]:
     """Per week (Monday), over members (not staff): how many were active; how many were
     active that week and the week before; how many posted their first message that week."""
+    if scope is not None:
+        return _scoped_lifecycle_counts(s, ws, first_week, last_week, scope)
     m = member_view(s, ws, scope, alias=False)
     mw = member_week_view(ws, scope)
     active_q = (
@@ -834,3 +849,46 @@ def lifecycle_counts(
         return {int(w): int(n) for w, n in s.execute(q)}
 
     return counts(active_q), counts(both_q), counts(new_q)
+
+
+def _scoped_lifecycle_counts(
+    s: Session, ws: int, first_week: int, last_week: int, scope: frozenset[int]
+) -> tuple[dict[int, int], dict[int, int], dict[int, int]]:
+    """lifecycle_counts within a scope, in one pass over the weeks members (not staff) posted
+    in its groups: the previous active week (LAG) and the first one (MIN) per member."""
+    da = DailyActivity
+    weeks = (
+        select(da.member_id, week_expr(da.day).label("week"))
+        .where(
+            da.workspace_id == ws,
+            da.group_id.in_(sorted(scope)),
+            da.day <= last_week + 6,
+            da.member_id.not_in(staff_ids(s, ws)),
+        )
+        .distinct()
+        .subquery()
+    )
+    ranked = select(
+        weeks.c.week,
+        func.lag(weeks.c.week)
+        .over(partition_by=weeks.c.member_id, order_by=weeks.c.week)
+        .label("prev"),
+        func.min(weeks.c.week).over(partition_by=weeks.c.member_id).label("first"),
+    ).subquery()
+    wk = ranked.c.week
+    q = (
+        select(
+            wk,
+            func.count(),
+            func.sum(case((ranked.c.prev == wk - 7, 1), else_=0)),
+            func.sum(case((ranked.c.first == wk, 1), else_=0)),
+        )
+        .where(wk >= first_week - 7, wk <= last_week)
+        .group_by(wk)
+    )
+    active: dict[int, int] = {}
+    both: dict[int, int] = {}
+    new: dict[int, int] = {}
+    for w, n, b, f in s.execute(q):
+        active[int(w)], both[int(w)], new[int(w)] = int(n), int(b or 0), int(f or 0)
+    return active, both, new
