@@ -178,12 +178,18 @@ def _week_figures(
     last: int,
     points: dict[int, DayPoint],
     scope: repo.Scope,
+    members: int | float | None = None,
 ) -> dict[str, int | float | None]:
+    """The 7 days ending on `last`; `members` at its end when already known."""
     days = [points[d] for d in range(last - 6, last + 1)]
     messages = sum(p.messages for p in days)
     (_mm, _sm, active) = repo.message_counts(s, ws, last - 6, last, scope, by_day=False)[last - 6]
     return {
-        "members": repo.members_at(s, ws, cal.day_start_us(last + 1), scope),
+        "members": (
+            repo.members_at(s, ws, cal.day_start_us(last + 1), scope)
+            if members is None
+            else members
+        ),
         "new_members": sum(p.new_members for p in days),
         "leaves": sum(p.leaves for p in days),
         "messages": messages,
@@ -292,13 +298,14 @@ def dashboard(
     d = cal.today() - 1 if day is None else day
     series = daily_series(s, ws, d - (SERIES_DAYS - 1), d, group_ids=scope)
     points = {d - (SERIES_DAYS - 1) + i: p for i, p in enumerate(series)}
+    today = _day_figures(s, ws, cal, d, points[d].revenue_fen, scope)
     day_card = _card(
         "day",
         d,
         d,
         d - 1,
         d - 1,
-        _day_figures(s, ws, cal, d, points[d].revenue_fen, scope),
+        today,
         _day_figures(s, ws, cal, d - 1, points[d - 1].revenue_fen, scope),
     )
     week_card = _card(
@@ -307,7 +314,7 @@ def dashboard(
         d,
         d - 13,
         d - 7,
-        _week_figures(s, ws, cal, d, points, scope),
+        _week_figures(s, ws, cal, d, points, scope, members=today["members"]),
         _week_figures(s, ws, cal, d - 7, points, scope),
     )
     top_groups, quiet_groups = _group_lists(s, ws, cal, d, scope)
