@@ -13,6 +13,8 @@ from urllib.parse import urlsplit
 
 from sqlalchemy import Engine
 
+from quanzi.web.i18n import catalog
+
 CHROMIUM = Path("/usr/bin/chromium")
 END_DAY = date(2025, 6, 30)  # the demo window's last day (30 days: 2025-06-01 … 06-30)
 PASSWORD = "browser-test-password-7"
@@ -25,7 +27,11 @@ XSS_SCRIPT = "<script>window.__xss=1</script>"
 XSS_IMG = '"><img src=x onerror="window.__xss=2">'
 HOSTILE_MESSAGE = "<script>window.__xss=3</script>看这里"
 XSS_SCRIPT_KEY = "hostile_script"
+HOSTILE_DAY = date(2025, 6, 20)  # outside the dashboard's 7 days, inside the 30-day reports
 XSS_IMG_KEY = "hostile_img"
+
+TAG_GROUP = "意向"
+TAG_NAME = "高意向"
 
 REPO = Path(__file__).resolve().parents[2]
 SCREENSHOTS = REPO / "docs" / "screenshots"
@@ -65,10 +71,11 @@ def _event(n: int, type: str, ts: str, **fields: Any) -> str:
 
 
 def extra_events(group: str, phone_member: str) -> list[str]:
-    """On the last day, in `group`: two members with hostile names who post a hostile message
-    and invite others (so they reach the top posters and the invite leaderboard), and a phone
-    number for `phone_member` (the demo gives nobody a phone)."""
-    day = END_DAY.isoformat()
+    """On HOSTILE_DAY, in `group`: two members with hostile names who post a hostile message
+    and invite others (so they reach the group's top posters and the invite leaderboard), the
+    message as the group's notice, and a phone number for `phone_member` (the demo gives
+    nobody a phone)."""
+    day = HOSTILE_DAY.isoformat()
     lines: list[str] = []
 
     def add(type: str, hour: int, minute: int, **fields: Any) -> None:
@@ -94,18 +101,26 @@ def extra_events(group: str, phone_member: str) -> list[str]:
     for i in range(10):
         add("message.posted", 10, i, group=group, member=XSS_SCRIPT_KEY, text=HOSTILE_MESSAGE)
         add("message.posted", 11, i, group=group, member=XSS_IMG_KEY, text=HOSTILE_MESSAGE)
-    add("profile.updated", 12, 0, member=phone_member, phone=PHONE)
+    add("group.updated", 12, 0, group=group, notice=HOSTILE_MESSAGE)
+    add("profile.updated", 12, 1, member=phone_member, phone=PHONE)
     return lines
 
 
-def log_in(page: Any, console: Console, role: str, password: str | None = None) -> None:
+def zh(message: str) -> str:
+    """The console's Chinese for an English message (its own catalog)."""
+    return catalog("zh-CN").get(message, message)
+
+
+def log_in(
+    page: Any, console: Console, role: str, password: str | None = None, wait_until: str = "load"
+) -> None:
     """Log in as a person does: type the email and the password, press the button."""
     page.goto(f"{console.base}/login")
     page.fill("#email", console.emails[role])
     page.fill("#password", password or PASSWORD)
     page.click("form[action='/login'] button[type=submit]")
     if password is None:
-        page.wait_for_url(re.compile(r"/w/[^/]+/dashboard"))
+        page.wait_for_url(re.compile(r"/w/[^/]+/dashboard"), wait_until=wait_until)
 
 
 def screenshot(page: Any, name: str, *, full_page: bool = True) -> None:

@@ -30,6 +30,8 @@ from browser_support import (
     END_DAY,
     PASSWORD,
     SECRET_KEY,
+    TAG_GROUP,
+    TAG_NAME,
     XSS_IMG_KEY,
     XSS_SCRIPT_KEY,
     Console,
@@ -43,6 +45,7 @@ from quanzi.config import get_settings
 from quanzi.core.events.service import ingest_lines
 from quanzi.core.groups.models import Group
 from quanzi.core.members.models import Member, Membership
+from quanzi.core.tags import service as tags
 from quanzi.core.workspaces.service import get_or_create_workspace
 from quanzi.db.engine import make_engine, session_scope
 from quanzi.db.migrate import upgrade_to_head
@@ -121,6 +124,8 @@ def _load(engine: Engine, data_dir: Path) -> dict[str, Any]:
     assert phone_key is not None
     report = ingest_lines(engine, ws_id, extra_events(base_key, phone_key))
     assert not report.refused, report.refused[:5]
+    with session_scope(engine) as s:
+        tags.create_tag(s, ws_id, tags.create_tag_group(s, ws_id, TAG_GROUP).id, TAG_NAME)
     with session_scope(engine, read_only=True) as s:
         keys = [phone_key, XSS_SCRIPT_KEY, XSS_IMG_KEY]
         members = dict(
@@ -261,7 +266,7 @@ def page_as(browser: Any, console: Console) -> Iterator[PageAs]:
         if role not in console.states:
             ctx = _new_context(browser)
             try:
-                log_in(ctx.new_page(), console, role)
+                log_in(ctx.new_page(), console, role, wait_until="commit")
                 console.states[role] = ctx.storage_state()
             finally:
                 ctx.close()
