@@ -27,6 +27,7 @@ XSS_SCRIPT = "<script>window.__xss=1</script>"
 XSS_IMG = '"><img src=x onerror="window.__xss=2">'
 HOSTILE_MESSAGE = "<script>window.__xss=3</script>看这里"
 XSS_SCRIPT_KEY = "hostile_script"
+INVITED_KEY = "hostile_guest_0"
 HOSTILE_DAY = date(2025, 6, 20)  # outside the dashboard's 7 days, inside the 30-day reports
 XSS_IMG_KEY = "hostile_img"
 
@@ -52,6 +53,7 @@ class Console:
     hostile_group: int  # Group.id of the group the hostile members joined (the operator's first)
     phone_member: int  # Member.id of the member with a phone number (in the hostile group)
     hostile_members: list[int]  # Member.id of the two members with hostile names
+    invited_member: int  # Member.id of a member the first of them invited
     states: dict[str, Any] = field(default_factory=dict)  # role -> Playwright storage state
 
     def url(self, path: str) -> str:
@@ -93,7 +95,7 @@ def extra_events(group: str, phone_member: str) -> list[str]:
             9,
             i,
             group=group,
-            member=f"hostile_guest_{i}",
+            member=INVITED_KEY if i == 0 else f"hostile_guest_{i}",
             name=f"受邀成员{i}",
             inviter=inviter,
             via="invite",

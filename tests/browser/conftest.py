@@ -28,6 +28,7 @@ import pytest
 from browser_support import (
     CHROMIUM,
     END_DAY,
+    INVITED_KEY,
     PASSWORD,
     SECRET_KEY,
     TAG_GROUP,
@@ -127,7 +128,7 @@ def _load(engine: Engine, data_dir: Path) -> dict[str, Any]:
     with session_scope(engine) as s:
         tags.create_tag(s, ws_id, tags.create_tag_group(s, ws_id, TAG_GROUP).id, TAG_NAME)
     with session_scope(engine, read_only=True) as s:
-        keys = [phone_key, XSS_SCRIPT_KEY, XSS_IMG_KEY]
+        keys = [phone_key, XSS_SCRIPT_KEY, XSS_IMG_KEY, INVITED_KEY]
         members = dict(
             s.execute(
                 select(Member.member_key, Member.id).where(
@@ -142,6 +143,7 @@ def _load(engine: Engine, data_dir: Path) -> dict[str, Any]:
         "hostile_group": base_id,
         "phone_member": members[phone_key],
         "hostile_members": [members[XSS_SCRIPT_KEY], members[XSS_IMG_KEY]],
+        "invited_member": members[INVITED_KEY],
     }
 
 
