@@ -130,8 +130,8 @@ def test_tables_equal_the_reports(engine: Engine, console_team: Team, login_as: 
 
     invites = report(engine, "invites", **WINDOW)["inviters"]
     rows = table_rows(c.get(f"/w/default/reports/invites?{QUERY}").text)
-    assert [r[1] for r in rows] == [i["inviter"] for i in invites] == ["m1"]
-    assert rows[0][0] == "1" and rows[0][2] == "王小花"
+    assert [r[2] for r in rows] == [i["inviter"] for i in invites] == ["m1"]
+    assert rows[0][0] == "1" and rows[0][1] == "王小花"
     assert rows[0][3:] == [str(invites[0][k]) for k in ("raw", "new", "valid", "pending")]
 
 

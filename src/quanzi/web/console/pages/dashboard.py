@@ -154,6 +154,7 @@ def _series_chart(d: Dashboard) -> dict[str, Any]:
         ],
         "layout": {
             "barmode": "relative",
+            "margin": {"l": 56, "r": 64, "t": 16, "b": 40},
             "yaxis": {"title": {"text": gettext("Joins / leaves")}, "rangemode": "normal"},
             "yaxis2": {
                 "title": {"text": gettext("Messages")},

@@ -130,14 +130,14 @@ def shown_table(name: str, answer: dict[str, Any], locale: str) -> Shown:
 
 
 def _invite_table(shown: Shown, names: dict[str, str | None]) -> Shown:
-    """Rank and display name in front of the leaderboard's counts."""
+    """Rank and display name in front of the leaderboard's inviter ids and counts."""
     rows: list[list[Cell]] = []
     for i, row in enumerate(shown.rows, start=1):
         key = str(row[0])
-        rows.append([i, key, names.get(key), *row[1:]])
+        rows.append([i, names.get(key), key, *row[1:]])
     return Shown(
-        ["rank", "inviter", "inviter_name", *shown.columns[1:]],
-        [gettext("Rank"), shown.headers[0], gettext("Inviter name"), *shown.headers[1:]],
+        ["rank", "inviter_name", "inviter", *shown.columns[1:]],
+        [gettext("Rank"), gettext("Inviter name"), gettext("Member ID"), *shown.headers[1:]],
         rows,
     )
 
@@ -348,7 +348,7 @@ def report_page(name: str, p: Annotated[Principal, Depends(need(Perm.VIEW))]) ->
             shown = shown_table(name, answer, current_locale.get())
             if name == "invites":
                 refs = members_by_key(s, p.ws.id, [str(r[0]) for r in shown.rows])
-                people = {k: v for k, v in refs.items()}
+                people = dict(refs)
                 shown = _invite_table(shown, {k: v.name for k, v in refs.items()})
     except InvalidParameter as exc:
         error = translate_error(str(exc))
