@@ -107,7 +107,7 @@ def test_main_journey(page: Any, console: Console) -> None:
     # Members list → select three rows → choose a tag → add: the flash counts them.
     nav.get_by_role("link", name=zh("Members"), exact=True).click()
     page.wait_for_url(re.compile(r"/members"))
-    screenshot(page, "members")
+    screenshot(page, "members", full_page=False)
     boxes = page.locator("#member-rows input[data-row]")
     chosen = []
     for i in range(3):
@@ -157,7 +157,7 @@ def test_dashboard_on_a_phone(page_as: Any, console: Console) -> None:
     page = page_as("owner", viewport={"width": 390, "height": 844})
     page.goto(console.at_end("/dashboard"))
     wait_for_charts(page)
-    screenshot(page, "dashboard-phone")
+    screenshot(page, "dashboard-phone", full_page=False)
 
 
 def test_operator_is_refused_a_group_not_assigned(page_as: Any, console: Console) -> None:
