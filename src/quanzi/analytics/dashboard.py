@@ -156,40 +156,12 @@ def _params(day: int, from_day: int) -> ReportParams:
     )
 
 
-def _day_figures(
-    s: Session, ws: int, cal: LocalCalendar, day: int, revenue: int, scope: repo.Scope
-) -> dict[str, int | float | None]:
-    ov = service.overview(s, ws, cal, _params(day, day), scope)
-    return {
-        "members": ov["members"],
-        "new_members": ov["new_members"],
-        "leaves": ov["leaves"],
-        "messages": ov["messages"],
-        "ugc_share": _share(ov["member_messages"], ov["messages"]),
-        "active_members": ov["active_members"],
-        "revenue_fen": revenue,
-    }
-
-
-def _week_figures(
-    s: Session,
-    ws: int,
-    cal: LocalCalendar,
-    last: int,
-    points: dict[int, DayPoint],
-    scope: repo.Scope,
-    members: int | float | None = None,
-) -> dict[str, int | float | None]:
-    """The 7 days ending on `last`; `members` at its end when already known."""
-    days = [points[d] for d in range(last - 6, last + 1)]
+def _figures(days: list[DayPoint], members: int, active: int) -> dict[str, int | float | None]:
+    """A period's card figures: the days' sums (each day is the `overview` report's), with
+    `members` at the period's end and `active` the distinct posters over the period."""
     messages = sum(p.messages for p in days)
-    (_mm, _sm, active) = repo.message_counts(s, ws, last - 6, last, scope, by_day=False)[last - 6]
     return {
-        "members": (
-            repo.members_at(s, ws, cal.day_start_us(last + 1), scope)
-            if members is None
-            else members
-        ),
+        "members": members,
         "new_members": sum(p.new_members for p in days),
         "leaves": sum(p.leaves for p in days),
         "messages": messages,
@@ -219,12 +191,20 @@ def _card(
 
 
 def daily_series(
-    s: Session, ws: int, lo: int, hi: int, *, group_ids: frozenset[int] | None = None
+    s: Session,
+    ws: int,
+    lo: int,
+    hi: int,
+    *,
+    group_ids: frozenset[int] | None = None,
+    staff: list[int] | None = None,
 ) -> list[DayPoint]:
-    """Days lo..hi (local day numbers), each with the `overview` figures of that day."""
+    """Days lo..hi (local day numbers), each with the `overview` figures of that day.
+    `staff`: the workspace's staff_ids when already read."""
+    staff = repo.staff_ids(s, ws) if staff is None else staff
     joins = repo.new_members_by_day(s, ws, lo, hi, group_ids)
     leaves = repo.leaves_by_day(s, ws, lo, hi, group_ids)
-    messages = repo.message_counts(s, ws, lo, hi, group_ids)
+    messages = repo.message_counts(s, ws, lo, hi, group_ids, staff=staff)
     revenue = repo.revenue_by_day(s, ws, lo, hi, group_ids)
     out = []
     for d in range(lo, hi + 1):
@@ -245,22 +225,23 @@ def daily_series(
 
 
 def _group_lists(
-    s: Session, ws: int, cal: LocalCalendar, day: int, scope: repo.Scope
+    s: Session, ws: int, cal: LocalCalendar, day: int, scope: repo.Scope, staff: list[int]
 ) -> tuple[list[GroupActivity], list[QuietGroup]]:
     """The busiest groups and those going quiet, with the `groups` report's figures (keyed by
     Group.id here, as two platforms may print the same group id)."""
     end = cal.day_start_us(day + 1)
     existing = repo.groups_existing_at(s, ws, end, scope)
     names = repo.group_names_at(s, ws, end, scope)
-    messages = repo.group_messages(s, ws, day - 6, day, scope)
-    presence = repo.group_presence(s, ws, end, day, scope)
+    messages = repo.group_messages(s, ws, day - 6, day, scope, staff=staff)
     before_end = cal.day_start_us(day - 6)
     existed_before = {int(g.id) for g in repo.groups_existing_at(s, ws, before_end, scope)}
-    presence_before = repo.group_presence(s, ws, before_end, day - 7, scope)
+    presence, presence_before = repo.group_size_active_each(
+        s, ws, [(end, day), (before_end, day - 7)], scope, staff
+    )
     top: list[tuple[tuple[int, str, str], GroupActivity]] = []
     quiet: list[tuple[tuple[float, str, str], QuietGroup]] = []
     for gid, platform, key in existing:
-        size, active, _silent = presence.get(gid, (0, 0, 0))
+        size, active = presence.get(gid, (0, 0))
         all_msgs, member_msgs = messages.get(gid, (0, 0))
         rate = service.rate(active, size)
         name = names.get(gid, key)
@@ -273,7 +254,7 @@ def _group_lists(
             )
         )
         if gid in existed_before:
-            size_b, active_b, _ = presence_before.get(gid, (0, 0, 0))
+            size_b, active_b = presence_before.get(gid, (0, 0))
             rate_b = service.rate(active_b, size_b)
             drop = round(rate_b - rate, 4)
             if drop > 0:
@@ -296,17 +277,25 @@ def dashboard(
     """The dashboard of local day `day` (default yesterday), limited to `group_ids` if given."""
     s, ws, scope = session, ws_id, group_ids
     d = cal.today() - 1 if day is None else day
-    series = daily_series(s, ws, d - (SERIES_DAYS - 1), d, group_ids=scope)
-    points = {d - (SERIES_DAYS - 1) + i: p for i, p in enumerate(series)}
-    today = _day_figures(s, ws, cal, d, points[d].revenue_fen, scope)
+    staff = repo.staff_ids(s, ws)
+    lo = d - (SERIES_DAYS - 1)
+    series = daily_series(s, ws, lo, d, group_ids=scope, staff=staff)
+    points = {lo + i: p for i, p in enumerate(series)}
+    # Members at the end of d, d − 1 and d − 7; distinct posters over the two 7-day periods.
+    members, members_before, members_week_before = repo.members_at_each(
+        s, ws, [cal.day_start_us(d + 1), cal.day_start_us(d), cal.day_start_us(d - 6)], scope, staff
+    )
+    active_week, active_week_before = repo.active_members_each(
+        s, ws, [(d - 6, d), (d - 13, d - 7)], scope, staff
+    )
     day_card = _card(
         "day",
         d,
         d,
         d - 1,
         d - 1,
-        today,
-        _day_figures(s, ws, cal, d - 1, points[d - 1].revenue_fen, scope),
+        _figures([points[d]], members, points[d].active_members),
+        _figures([points[d - 1]], members_before, points[d - 1].active_members),
     )
     week_card = _card(
         "7d",
@@ -314,12 +303,14 @@ def dashboard(
         d,
         d - 13,
         d - 7,
-        _week_figures(s, ws, cal, d, points, scope, members=today["members"]),
-        _week_figures(s, ws, cal, d - 7, points, scope),
+        _figures([points[x] for x in range(d - 6, d + 1)], members, active_week),
+        _figures(
+            [points[x] for x in range(d - 13, d - 6)], members_week_before, active_week_before
+        ),
     )
-    top_groups, quiet_groups = _group_lists(s, ws, cal, d, scope)
+    top_groups, quiet_groups = _group_lists(s, ws, cal, d, scope, staff)
     month = _params(d, d - 29)
-    posters = repo.top_posters(s, ws, d - 29, d, TOP_N, scope)
+    posters = repo.top_posters(s, ws, d - 29, d, TOP_N, scope, staff=staff)
     return Dashboard(
         date=iso(d),
         scoped=scope is not None,

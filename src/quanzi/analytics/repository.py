@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -184,6 +185,115 @@ def members_at(s: Session, ws: int, end_us: int, scope: Scope = None) -> int:
     return int(s.scalar(q) or 0)
 
 
+def members_at_each(
+    s: Session, ws: int, ends_us: Sequence[int], scope: Scope, staff: list[int]
+) -> list[int]:
+    """members_at for each instant of `ends_us`, in one pass over the memberships; `staff`:
+    the workspace's staff_ids."""
+    if not ends_us:
+        return []
+    q = select(
+        *[
+            func.count(distinct(case((_in_at(Membership, e), Membership.member_id), else_=None)))
+            for e in ends_us
+        ]
+    ).where(
+        Membership.workspace_id == ws,
+        Membership.member_id.not_in(staff),
+        Membership.joined_us < max(ends_us),
+        *_in_scope(Membership.group_id, scope),
+    )
+    row = s.execute(q).one()
+    return [int(n or 0) for n in row]
+
+
+def active_members_each(
+    s: Session, ws: int, windows: Sequence[tuple[int, int]], scope: Scope, staff: list[int]
+) -> list[int]:
+    """Distinct members (not staff) with a message over each window (lo, hi) of days, as
+    message_counts(…, by_day=False) counts them, in one pass; `staff`: the staff_ids."""
+    if not windows:
+        return []
+    da = DailyActivity
+    q = select(
+        *[
+            func.count(distinct(case((and_(da.day >= lo, da.day <= hi), da.member_id), else_=None)))
+            for lo, hi in windows
+        ]
+    ).where(
+        da.workspace_id == ws,
+        da.day >= min(lo for lo, _hi in windows),
+        da.day <= max(hi for _lo, hi in windows),
+        da.member_id.not_in(staff),
+        *_in_scope(da.group_id, scope),
+    )
+    row = s.execute(q).one()
+    return [int(n or 0) for n in row]
+
+
+def group_size_active_each(
+    s: Session, ws: int, points: Sequence[tuple[int, int]], scope: Scope, staff: list[int]
+) -> list[dict[int, tuple[int, int]]]:
+    """For each (end_us, day) of `points`, per group: (size at end_us, of them posted in it in
+    the 7 days ending `day`) — group_presence's first two figures, without its 30-day
+    lookup per member, in two queries for all points; `staff`: the workspace's staff_ids."""
+    if not points:
+        return []
+    ms, da = Membership, DailyActivity
+    sizes = select(
+        ms.group_id,
+        *[
+            func.count(distinct(case((_in_at(ms, e), ms.member_id), else_=None)))
+            for e, _d in points
+        ],
+    ).where(
+        ms.workspace_id == ws,
+        ms.member_id.not_in(staff),
+        ms.joined_us < max(e for e, _d in points),
+        *_in_scope(ms.group_id, scope),
+    )
+    # Posts in the windows, each (group, member) looked up in the memberships by the
+    # (workspace, group, member) index: the member counts when in the group at the end.
+    active = (
+        select(
+            da.group_id,
+            *[
+                func.count(
+                    distinct(
+                        case(
+                            (and_(da.day >= d - 6, da.day <= d, _in_at(ms, e)), da.member_id),
+                            else_=None,
+                        )
+                    )
+                )
+                for e, d in points
+            ],
+        )
+        .join(
+            ms,
+            and_(ms.workspace_id == ws, ms.group_id == da.group_id, ms.member_id == da.member_id),
+        )
+        .where(
+            da.workspace_id == ws,
+            da.day >= min(d for _e, d in points) - 6,
+            da.day <= max(d for _e, d in points),
+            da.member_id.not_in(staff),
+            *_in_scope(da.group_id, scope),
+        )
+    )
+    out: list[dict[int, tuple[int, int]]] = [{} for _p in points]
+    for row in s.execute(sizes.group_by(ms.group_id)):
+        for i, n in enumerate(row[1:]):
+            if n:
+                out[i][int(row[0])] = (int(n), 0)
+    for row in s.execute(active.group_by(da.group_id)):
+        for i, n in enumerate(row[1:]):
+            if n:
+                size, _a = out[i][int(row[0])]
+                out[i][int(row[0])] = (size, int(n))
+    return out
+
+
 def groups_existing_at(s: Session, ws: int, end_us: int, scope: Scope = None) -> list[Any]:
     q = select(Group.id, Group.platform, Group.group_key).where(
         Group.workspace_id == ws,
@@ -257,22 +367,30 @@ def messages_on(s: Session, ws: int, day: int, scope: Scope = None) -> tuple[int
 
 
 def message_counts(
-    s: Session, ws: int, lo: int, hi: int, scope: Scope = None, by_day: bool = True
+    s: Session,
+    ws: int,
+    lo: int,
+    hi: int,
+    scope: Scope = None,
+    by_day: bool = True,
+    staff: list[int] | None = None,
 ) -> dict[int, tuple[int, int, int]]:
     """(member messages, staff messages, active members) on each of days lo..hi; with
-    `by_day` false, over the whole window (active: distinct), under key `lo`."""
+    `by_day` false, over the whole window (active: distinct), under key `lo`. With `staff`
+    (the workspace's staff_ids, already read) staff are told by id, sparing the join to
+    members per row; the answer is the same."""
     da = DailyActivity
     key = da.day if by_day else literal(lo, Integer)
-    q = (
-        select(
-            key,
-            func.coalesce(func.sum(case((_not_staff(), da.messages), else_=0)), 0),
-            func.coalesce(func.sum(case((_not_staff(), 0), else_=da.messages)), 0),
-            func.count(distinct(case((_not_staff(), da.member_id), else_=None))),
-        )
-        .join(Member, Member.id == da.member_id)
-        .where(da.workspace_id == ws, da.day >= lo, da.day <= hi, *_in_scope(da.group_id, scope))
+    not_staff = _not_staff() if staff is None else da.member_id.not_in(staff)
+    q = select(
+        key,
+        func.coalesce(func.sum(case((not_staff, da.messages), else_=0)), 0),
+        func.coalesce(func.sum(case((not_staff, 0), else_=da.messages)), 0),
+        func.count(distinct(case((not_staff, da.member_id), else_=None))),
     )
+    if staff is None:
+        q = q.join(Member, Member.id == da.member_id)
+    q = q.where(da.workspace_id == ws, da.day >= lo, da.day <= hi, *_in_scope(da.group_id, scope))
     if by_day:
         q = q.group_by(da.day)
     return {int(d): (int(mm), int(sm), int(a)) for d, mm, sm, a in s.execute(q) if d is not None}
@@ -336,9 +454,16 @@ class Poster:
 
 
 def top_posters(
-    s: Session, ws: int, lo: int, hi: int, limit: int, scope: Scope = None
+    s: Session,
+    ws: int,
+    lo: int,
+    hi: int,
+    limit: int,
+    scope: Scope = None,
+    staff: list[int] | None = None,
 ) -> list[Poster]:
-    """The members (not staff) with the most messages over days lo..hi, then by id."""
+    """The members (not staff) with the most messages over days lo..hi, then by id.
+    `staff`: the workspace's staff_ids when already read."""
     da = DailyActivity
     total = func.sum(da.messages)
     per = (
@@ -347,7 +472,7 @@ def top_posters(
             da.workspace_id == ws,
             da.day >= lo,
             da.day <= hi,
-            da.member_id.not_in(staff_ids(s, ws)),
+            da.member_id.not_in(staff_ids(s, ws) if staff is None else staff),
             *_in_scope(da.group_id, scope),
         )
         .group_by(da.member_id)
@@ -385,9 +510,11 @@ def group_counts(
 
 
 def group_messages(
-    s: Session, ws: int, lo: int, hi: int, scope: Scope = None
+    s: Session, ws: int, lo: int, hi: int, scope: Scope = None, staff: list[int] | None = None
 ) -> dict[int, tuple[int, int]]:
-    """(all messages, member messages) per group over days lo..hi."""
+    """(all messages, member messages) per group over days lo..hi. `staff`: the workspace's
+    staff_ids when already read."""
+    staff = staff_ids(s, ws) if staff is None else staff
     q = (
         select(
             DailyActivity.group_id,
@@ -395,7 +522,7 @@ def group_messages(
             func.coalesce(
                 func.sum(
                     case(
-                        (DailyActivity.member_id.not_in(staff_ids(s, ws)), DailyActivity.messages),
+                        (DailyActivity.member_id.not_in(staff), DailyActivity.messages),
                         else_=0,
                     )
                 ),
