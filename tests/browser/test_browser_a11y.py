@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 from browser_support import Console, zh
 
-pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser")]
+# Its own xdist group: under `--dist loadgroup` it may run beside the journey on another worker.
+pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("browser-a11y")]
 
 # The rules of the basics: names and labels of what can be used, contrast, keyboard and focus.
 RULES = (
@@ -163,7 +164,7 @@ def focus_state(page: Any) -> dict[str, Any]:
 def test_tab_reaches_skip_link_and_navigation(page_as: Any, console: Console, width: str) -> None:
     w, h = WIDTHS[width]
     page = page_as("owner", viewport={"width": w, "height": h})
-    page.goto(console.at_end("/dashboard"))
+    page.goto(console.at_end("/groups"))  # the layout is every page's; this one has no charts
     page.wait_for_load_state("load")
 
     page.keyboard.press("Tab")
@@ -187,7 +188,7 @@ def test_tab_reaches_skip_link_and_navigation(page_as: Any, console: Console, wi
     assert stops[-1]["visible"], f"the focused nav link is not on screen: {stops[-1]}"
 
     # The skip link leads to the content.
-    page.goto(console.at_end("/dashboard"))
+    page.goto(console.at_end("/groups"))
     page.keyboard.press("Tab")
     page.keyboard.press("Enter")
     assert page.evaluate("document.activeElement.id") == "main"
