@@ -80,35 +80,35 @@ def create_group(p: Annotated[Principal, Depends(need(Perm.TAG))], name: Name = 
     return _change(p, "new-group", name, change, "created")
 
 
-@router.post("/w/{workspace}/tags/groups/{group_id}/rename")
+@router.post("/w/{workspace}/tags/groups/{tag_group_id}/rename")
 def rename_group(
-    group_id: int, p: Annotated[Principal, Depends(need(Perm.TAG))], name: Name = ""
+    tag_group_id: int, p: Annotated[Principal, Depends(need(Perm.TAG))], name: Name = ""
 ) -> Response:
     def change(s: Session) -> tuple[str, str, dict[str, Any]]:
-        g = tags.rename_tag_group(s, p.ws.id, group_id, name)
+        g = tags.rename_tag_group(s, p.ws.id, tag_group_id, name)
         return "tag.group_updated", g.name, {"tag_group": g.id}
 
-    return _change(p, f"group-{group_id}", name, change, "renamed")
+    return _change(p, f"group-{tag_group_id}", name, change, "renamed")
 
 
-@router.post("/w/{workspace}/tags/groups/{group_id}/delete")
-def delete_group(group_id: int, p: Annotated[Principal, Depends(need(Perm.TAG))]) -> Response:
+@router.post("/w/{workspace}/tags/groups/{tag_group_id}/delete")
+def delete_group(tag_group_id: int, p: Annotated[Principal, Depends(need(Perm.TAG))]) -> Response:
     def change(s: Session) -> tuple[str, str, dict[str, Any]]:
-        tags.delete_tag_group(s, p.ws.id, group_id)
-        return "tag.group_deleted", f"tag group {group_id}", {"tag_group": group_id}
+        tags.delete_tag_group(s, p.ws.id, tag_group_id)
+        return "tag.group_deleted", f"tag group {tag_group_id}", {"tag_group": tag_group_id}
 
-    return _change(p, f"group-{group_id}", "", change, "deleted")
+    return _change(p, f"group-{tag_group_id}", "", change, "deleted")
 
 
-@router.post("/w/{workspace}/tags/groups/{group_id}/tags")
+@router.post("/w/{workspace}/tags/groups/{tag_group_id}/tags")
 def create_tag(
-    group_id: int, p: Annotated[Principal, Depends(need(Perm.TAG))], name: Name = ""
+    tag_group_id: int, p: Annotated[Principal, Depends(need(Perm.TAG))], name: Name = ""
 ) -> Response:
     def change(s: Session) -> tuple[str, str, dict[str, Any]]:
-        t = tags.create_tag(s, p.ws.id, group_id, name)
-        return "tag.created", t.name, {"tag": t.id, "tag_group": group_id}
+        t = tags.create_tag(s, p.ws.id, tag_group_id, name)
+        return "tag.created", t.name, {"tag": t.id, "tag_group": tag_group_id}
 
-    return _change(p, f"new-tag-{group_id}", name, change, "created")
+    return _change(p, f"new-tag-{tag_group_id}", name, change, "created")
 
 
 @router.post("/w/{workspace}/tags/{tag_id}/rename")
