@@ -179,27 +179,30 @@ def console() -> Iterator[Console]:
     from quanzi.web.app import create_app
 
     root = Path(tempfile.mkdtemp(prefix="quanzi-browser-"))
-    env = pytest.MonkeyPatch()
-    env.setenv("QUANZI_DATA_DIR", str(root))
-    env.setenv("QUANZI_SECRET_KEY", SECRET_KEY)
-    get_settings.cache_clear()
     engine = make_engine(f"sqlite:///{root / 'quanzi.sqlite3'}")
     server = None
     try:
-        upgrade_to_head(engine)
-        facts = _load(engine, root)
-        emails = {role: f"{role}@browser.quanzi.test" for role in ROLES}
-        with session_scope(engine) as s:
-            for role, email in emails.items():
-                user = ensure_user(s, "default", email, role, PASSWORD)
-                if role == "operator":
-                    team.assign_groups(s, facts["ws_id"], user.id, facts["operator_groups"])
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-        server = _Server(create_app(engine), sock)
-        server.start_and_wait()
+        # The console's settings while it is built; during each test `_console_settings` sets
+        # them again (only there: other tests in this process must not see them).
+        with pytest.MonkeyPatch.context() as env:
+            env.setenv("QUANZI_DATA_DIR", str(root))
+            env.setenv("QUANZI_SECRET_KEY", SECRET_KEY)
+            get_settings.cache_clear()
+            upgrade_to_head(engine)
+            facts = _load(engine, root)
+            emails = {role: f"{role}@browser.quanzi.test" for role in ROLES}
+            with session_scope(engine) as s:
+                for role, email in emails.items():
+                    user = ensure_user(s, "default", email, role, PASSWORD)
+                    if role == "operator":
+                        team.assign_groups(s, facts["ws_id"], user.id, facts["operator_groups"])
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+            server = _Server(create_app(engine), sock)
+            server.start_and_wait()
+        get_settings.cache_clear()
         yield Console(
             base=f"http://127.0.0.1:{port}",
             engine=engine,
@@ -212,7 +215,6 @@ def console() -> Iterator[Console]:
         if server is not None:
             server.stop()
         engine.dispose()
-        env.undo()
         get_settings.cache_clear()
         shutil.rmtree(root, ignore_errors=True)
 
