@@ -53,7 +53,7 @@ def _chart(spec: dict[str, Any], chart_id: str, label: str = "", height: int = 3
     # appear; escape it so a member's name cannot close the element.
     data = data.replace("</", "<\\/").replace("<!--", "<\\!--")
     return Markup(
-        '<figure class="chart" role="img" aria-label="{label}">'
+        '<figure class="chart"><figcaption class="sr-only">{label}</figcaption>'
         '<div class="chart-plot" data-chart="{cid}" style="height:{h}px"></div>'
         '<script type="application/json" id="{cid}">{data}</script></figure>'
     ).format(label=label, cid=chart_id, h=height, data=Markup(data))

@@ -57,9 +57,22 @@
     });
   }
 
-  function ready() { drawCharts(); bulkSelect(); confirmations(); autoSubmit(); }
+  // A table that scrolls sideways (phones) must be reachable and scrollable by keyboard.
+  function scrollRegions() {
+    document.querySelectorAll(".table-wrap").forEach(function (wrap) {
+      if (wrap.scrollWidth <= wrap.clientWidth + 1 || wrap.hasAttribute("tabindex")) return;
+      var heading = wrap.closest("section, .card");
+      var title = heading ? heading.querySelector("h1, h2, h3") : null;
+      wrap.setAttribute("tabindex", "0");
+      wrap.setAttribute("role", "region");
+      wrap.setAttribute("aria-label", title ? title.textContent.trim() : document.title);
+    });
+  }
+
+  function ready() { drawCharts(); bulkSelect(); confirmations(); autoSubmit(); scrollRegions(); }
   if (document.readyState === "loading") {
     document.addEventListener("DOMContentLoaded", ready);
   } else { ready(); }
-  window.addEventListener("load", drawCharts);
+  window.addEventListener("load", function () { drawCharts(); scrollRegions(); });
+  window.addEventListener("resize", scrollRegions);
 })();
