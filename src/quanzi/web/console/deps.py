@@ -1,7 +1,7 @@
 """Who is asking: the signed-in user, their role in the workspace of the URL, CSRF.
 
 Every console route declares what it needs with `Depends(need(Perm.X))` (or `need_login()`
-for pages outside a workspace); `tests/web/test_console_access.py` walks the app's routes and
+for pages outside a workspace); `tests/console/test_console_access.py` walks the app's routes and
 fails on a console route that declares nothing.
 """
 

@@ -37,6 +37,8 @@ def action_labels() -> dict[str, str]:
         "tag.group_deleted": gettext("Deleted a tag group"),
         "tag.tagged": gettext("Tagged members"),
         "tag.untagged": gettext("Untagged members"),
+        "tag.added": gettext("Tagged a member"),
+        "tag.removed": gettext("Untagged a member"),
         "team.invited": gettext("Invited a colleague"),
         "team.invitation_revoked": gettext("Revoked an invitation"),
         "team.joined": gettext("Joined the team"),
