@@ -8,15 +8,20 @@ run_report does (docs/contract-readings.md, "Reports scoped to an operator's gro
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import copy
+import threading
+from collections import OrderedDict
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from quanzi.analytics import repository as repo
 from quanzi.analytics import service
 from quanzi.analytics.params import DEFAULT_HOLD_HOURS, DEFAULT_WEEKS, ReportParams, iso
-from quanzi.kit.clock import LocalCalendar, now_us
+from quanzi.core.workspaces.models import Workspace
+from quanzi.kit.clock import HOUR_US, LocalCalendar, now_us
 
 SERIES_DAYS = 90
 TOP_N = 10
@@ -266,6 +271,50 @@ def _group_lists(
     return [g for _k, g in top[:TOP_N]], [q for _k, q in quiet[:TOP_N]]
 
 
+# The last dashboards computed in this process, by what their figures depend on (see _key),
+# with the instant their invite counts may change (None: never).
+_CACHE_SIZE = 16
+_cache: OrderedDict[tuple[Any, ...], tuple[Dashboard, int | None]] = OrderedDict()
+_cache_lock = threading.Lock()
+
+
+def clear_cache() -> None:
+    """Forget the dashboards computed so far (for measuring the uncached time)."""
+    with _cache_lock:
+        _cache.clear()
+
+
+def _key(
+    s: Session, ws: int, cal: LocalCalendar, scope: repo.Scope, d: int, staff: list[int]
+) -> tuple[Any, ...]:
+    """Everything a dashboard's figures depend on besides the time: the database and
+    workspace, its time zone, scope and day, the latest event applied (every ingest raises
+    it) and the operator data outside the event log (staff marks, fraud flags)."""
+    created = s.scalar(select(Workspace.created_at_us).where(Workspace.id == ws))
+    return (
+        str(s.get_bind().engine.url),
+        ws,
+        created,
+        str(cal.tz),
+        None if scope is None else tuple(sorted(scope)),
+        d,
+        repo.last_event_seq(s, ws),
+        tuple(sorted(staff)),
+        tuple(repo.invite_flag_ids(s, ws)),
+    )
+
+
+def _inviters(
+    s: Session, ws: int, cal: LocalCalendar, d: int, scope: repo.Scope
+) -> tuple[list[dict[str, Any]], int | None]:
+    """The `invites` report's first rows over the 30 days ending on d, as of now, and the
+    first instant after now when a pending invite among them may turn valid."""
+    month = _params(d, d - 29)
+    rows = service.invites(s, ws, cal, month, scope)["inviters"][:TOP_N]
+    hold = month.hold_hours * HOUR_US
+    return rows, repo.next_invite_maturity(s, ws, d - 29, d, hold, month.as_of_us)
+
+
 def dashboard(
     session: Session,
     ws_id: int,
@@ -274,10 +323,38 @@ def dashboard(
     group_ids: frozenset[int] | None = None,
     day: int | None = None,
 ) -> Dashboard:
-    """The dashboard of local day `day` (default yesterday), limited to `group_ids` if given."""
+    """The dashboard of local day `day` (default yesterday), limited to `group_ids` if given.
+
+    Answers from a small per-process cache while the workspace's data has not changed: a
+    new ingest, staff mark or fraud flag shows at once; the invite counts, which also depend
+    on the time (a pending invite turns valid when its hold window ends), are recomputed when
+    one may have changed."""
     s, ws, scope = session, ws_id, group_ids
     d = cal.today() - 1 if day is None else day
     staff = repo.staff_ids(s, ws)
+    key = _key(s, ws, cal, scope, d, staff)
+    with _cache_lock:
+        hit = _cache.get(key)
+        if hit is not None:
+            _cache.move_to_end(key)
+    if hit is not None:
+        board, expires = hit
+        if expires is not None and now_us() >= expires:
+            inviters, expires = _inviters(s, ws, cal, d, scope)
+            board = replace(board, top_inviters=inviters)
+    else:
+        board, expires = _compute(s, ws, cal, scope, d, staff)
+    with _cache_lock:
+        _cache[key] = (board, expires)
+        _cache.move_to_end(key)
+        while len(_cache) > _CACHE_SIZE:
+            _cache.popitem(last=False)
+    return copy.deepcopy(board)
+
+
+def _compute(
+    s: Session, ws: int, cal: LocalCalendar, scope: repo.Scope, d: int, staff: list[int]
+) -> tuple[Dashboard, int | None]:
     lo = d - (SERIES_DAYS - 1)
     series = daily_series(s, ws, lo, d, group_ids=scope, staff=staff)
     points = {lo + i: p for i, p in enumerate(series)}
@@ -309,9 +386,10 @@ def dashboard(
         ),
     )
     top_groups, quiet_groups = _group_lists(s, ws, cal, d, scope, staff)
+    inviters, expires = _inviters(s, ws, cal, d, scope)
     month = _params(d, d - 29)
     posters = repo.top_posters(s, ws, d - 29, d, TOP_N, scope, staff=staff)
-    return Dashboard(
+    board = Dashboard(
         date=iso(d),
         scoped=scope is not None,
         day=day_card,
@@ -322,6 +400,7 @@ def dashboard(
         top_members=[
             TopMember(p.member_id, p.platform, p.member_key, p.name, p.messages) for p in posters
         ],
-        top_inviters=service.invites(s, ws, cal, month, scope)["inviters"][:TOP_N],
+        top_inviters=inviters,
         channels=service.channels(s, ws, cal, month, scope)["channels"],
     )
+    return board, expires

@@ -22,6 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session, aliased
 
 from quanzi.commerce.models import Order, Refund
+from quanzi.core.events.models import EventRecord
 from quanzi.core.groups.models import Group, GroupChange
 from quanzi.core.members.models import (
     DailyActivity,
@@ -46,6 +47,37 @@ def week_expr(day: Any) -> Any:
 def _in_at(ms: Any, instant_us: int) -> Any:
     """Membership interval `ms` holds at the instant just before `instant_us`."""
     return and_(ms.joined_us < instant_us, or_(ms.left_us.is_(None), ms.left_us >= instant_us))
+
+
+def last_event_seq(s: Session, ws: int) -> int:
+    """The seq of the workspace's latest logged event (0 when none): every ingest that applies
+    something raises it (ingests of a workspace are serialised by its lock, so it grows in
+    commit order). A scan of the events' (workspace, event id) index, ~40 ms at 1,000,000."""
+    return int(
+        s.scalar(select(func.max(EventRecord.seq)).where(EventRecord.workspace_id == ws)) or 0
+    )
+
+
+def invite_flag_ids(s: Session, ws: int) -> list[int]:
+    """The members whose invites are flagged as fraud (operator data, not in the event log)."""
+    q = select(InviteFlag.member_id).where(InviteFlag.workspace_id == ws)
+    return sorted(int(m) for (m,) in s.execute(q))
+
+
+def next_invite_maturity(
+    s: Session, ws: int, lo: int, hi: int, hold_us: int, as_of_us: int
+) -> int | None:
+    """The first instant after `as_of_us` at which a join with an inviter on days lo..hi
+    reaches the end of its hold window (a pending invite may turn valid then), or None."""
+    q = select(func.min(Join.ts_us)).where(
+        Join.workspace_id == ws,
+        Join.day >= lo,
+        Join.day <= hi,
+        Join.inviter_id.is_not(None),
+        Join.ts_us + hold_us > as_of_us,
+    )
+    first = s.scalar(q)
+    return None if first is None else int(first) + hold_us
 
 
 def staff_ids(s: Session, ws: int) -> list[int]:
