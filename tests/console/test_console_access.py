@@ -52,6 +52,7 @@ PUBLIC_ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/redoc"): "public: API docs page",
     ("GET", "/static/vendor/plotly.min.js"): "public: the chart library from the plotly package",
     ("MOUNT", "/static"): "public: the console's CSS, JS and icons",
+    ("MOUNT", "/static-offline-docs"): "public: Swagger UI and ReDoc files from fastapi-offline",
 }
 LOGIN_ROUTES = {k for k, why in PUBLIC_ROUTES.items() if why.startswith("login:")}
 API_ROUTES = {k for k, why in PUBLIC_ROUTES.items() if why.startswith("API token")}

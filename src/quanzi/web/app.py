@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi_offline import FastAPIOffline
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy import Engine
@@ -46,7 +47,9 @@ def create_app(engine: Engine | None = None, *, run_jobs: bool = False) -> FastA
             if consumer is not None:
                 await run_in_threadpool(consumer.stop, graceful=True)
 
-    app = FastAPI(
+    # The API docs' Swagger UI and ReDoc come from the installed fastapi-offline package,
+    # like the console's charts: nothing is fetched from a CDN.
+    app = FastAPIOffline(
         title="Quanzi",
         summary="Self-hosted community operations (社群运营): events in, reports out.",
         version=quanzi.__version__,

@@ -33,7 +33,9 @@ CSP = (
 
 def is_api(request: Request) -> bool:
     path = request.url.path
-    return path.startswith(("/api/", "/healthz", "/docs", "/openapi", "/redoc", "/hooks/"))
+    return path.startswith(
+        ("/api/", "/healthz", "/docs", "/openapi", "/redoc", "/hooks/", "/static-offline-docs/")
+    )
 
 
 def install_console(app: FastAPI) -> None:
