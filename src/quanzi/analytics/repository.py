@@ -52,9 +52,19 @@ def _in_at(ms: Any, instant_us: int) -> Any:
 def last_event_seq(s: Session, ws: int) -> int:
     """The seq of the workspace's latest logged event (0 when none): every ingest that applies
     something raises it (ingests of a workspace are serialised by its lock, so it grows in
-    commit order). A scan of the events' (workspace, event id) index, ~40 ms at 1,000,000."""
+    commit order). Read backwards along the primary key, so it is immediate when the log's
+    latest events are this workspace's (the usual case: under 1 ms at 1,000,000 events);
+    max() scans the workspace's rows of the (workspace, event id) index (~40-90 ms)."""
     return int(
-        s.scalar(select(func.max(EventRecord.seq)).where(EventRecord.workspace_id == ws)) or 0
+        s.scalar(
+            select(EventRecord.seq)
+            # "+ 0" keeps the planner off the (workspace, event id) index, which would
+            # visit every row of the workspace before sorting.
+            .where(EventRecord.workspace_id + 0 == ws)
+            .order_by(EventRecord.seq.desc())
+            .limit(1)
+        )
+        or 0
     )
 
 
