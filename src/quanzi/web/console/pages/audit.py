@@ -42,6 +42,7 @@ def action_labels() -> dict[str, str]:
         "team.invited": gettext("Invited a colleague"),
         "team.invitation_revoked": gettext("Revoked an invitation"),
         "team.joined": gettext("Joined the team"),
+        "team.user_created": gettext("Account created from the command line"),
         "team.role_changed": gettext("Changed a role"),
         "team.groups_assigned": gettext("Assigned groups"),
         "team.deactivated": gettext("Deactivated a colleague"),
