@@ -33,6 +33,7 @@ from quanzi.core.members.models import (
     Membership,
     MemberWeek,
 )
+from quanzi.core.workspaces.models import Workspace
 
 # Monday of the ISO week of a day number, in SQL; the offset keeps `%` non-negative for any
 # day back to year 1 (SQL's % keeps the sign of the dividend).
@@ -65,6 +66,25 @@ def last_event_seq(s: Session, ws: int) -> int:
             .limit(1)
         )
         or 0
+    )
+
+
+def data_version(s: Session, ws: int) -> tuple[object, ...]:
+    """What every projection-derived figure of the workspace depends on besides the
+    question: the database, the workspace (and its creation, should an id be reused), its
+    time zone, its latest logged event, its staff and its fraud flags (operator data outside
+    the log). Equal versions give equal answers: a key for caches, never stale."""
+    created, tz = s.execute(
+        select(Workspace.created_at_us, Workspace.timezone).where(Workspace.id == ws)
+    ).one()
+    return (
+        str(s.get_bind().engine.url),
+        ws,
+        created,
+        tz,
+        last_event_seq(s, ws),
+        tuple(sorted(staff_ids(s, ws))),
+        tuple(invite_flag_ids(s, ws)),
     )
 
 

@@ -20,6 +20,7 @@ from quanzi.core.groups import repository as repo
 from quanzi.core.groups.models import Group
 from quanzi.core.members.models import Join, Leave
 from quanzi.kit.clock import DAY_US, LocalCalendar
+from quanzi.kit.datacache import DataCache
 from quanzi.kit.errors import InvalidParameter, NotFound
 
 GROUP_SORTS = (
@@ -225,11 +226,22 @@ class GroupTrend:
 # --- the list --------------------------------------------------------------------------------
 
 
+_FIGURES: DataCache[dict[int, GroupRow]] = DataCache(32)
+
+
 def _figures(
     s: Session, ws: int, cal: LocalCalendar, day: int, gids: Collection[int]
 ) -> dict[int, GroupRow]:
     """The report's figures for `day` of the given groups, keyed by group id (rows without
-    names or identity filled: the caller has the Group)."""
+    names or identity filled: the caller has the Group). Kept while the workspace's data
+    is unchanged, so sorting and paging the list do not recompute it."""
+    key = (reports.data_version(s, ws), day, tuple(sorted(gids)))
+    return dict(_FIGURES.get_or_compute(key, lambda: _compute_figures(s, ws, cal, day, gids)))
+
+
+def _compute_figures(
+    s: Session, ws: int, cal: LocalCalendar, day: int, gids: Collection[int]
+) -> dict[int, GroupRow]:
     end = cal.day_start_us(day + 1)
     joins = reports.group_counts(s, ws, Join, day - 6, day)
     leaves = reports.group_counts(s, ws, Leave, day - 6, day)
