@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import LoginAs, Team
+from consolekit import LoginAs, Team
 from sqlalchemy import Engine
 
 from quanzi.db.engine import session_scope

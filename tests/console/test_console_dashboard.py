@@ -6,7 +6,7 @@ import re
 from datetime import date, timedelta
 
 from community import Community
-from conftest import LoginAs, Team
+from consolekit import LoginAs, Team
 from sqlalchemy import Engine
 
 from quanzi.analytics.service import run_report

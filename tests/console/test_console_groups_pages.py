@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from community import Community
-from conftest import LoginAs, Team
+from consolekit import LoginAs, Team
 from sqlalchemy import Engine
 
 DAY = "2026-11-05"

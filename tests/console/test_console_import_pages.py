@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterator
 
 import pytest
-from conftest import LoginAs, Team
+from consolekit import LoginAs, Team
 from sqlalchemy import Engine, func, select
 
 from quanzi.config import get_settings

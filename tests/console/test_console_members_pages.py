@@ -7,7 +7,7 @@ import io
 import re
 
 from community import Community
-from conftest import LoginAs, Team
+from consolekit import LoginAs, Team
 from openpyxl import load_workbook
 from sqlalchemy import Engine, select
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from community import Community
-from conftest import LoginAs, Team
+from consolekit import LoginAs, Team
 from fastapi.testclient import TestClient
 from openpyxl import load_workbook  # type: ignore[import-untyped]
 from sqlalchemy import Engine, select

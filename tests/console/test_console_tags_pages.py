@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from conftest import LoginAs, Team
+from consolekit import LoginAs, Team
 from sqlalchemy import Engine, select
 
 from quanzi.core.tags import service as tags

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from conftest import PASSWORD, LoginAs, Team, csrf_of, log_in
+from consolekit import PASSWORD, LoginAs, Team, csrf_of, log_in
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 

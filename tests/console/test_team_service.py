@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import PASSWORD, Team
+from consolekit import PASSWORD, Team
 from sqlalchemy import Engine, select
 
 from quanzi.db.engine import session_scope
