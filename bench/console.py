@@ -130,6 +130,16 @@ def main(argv: list[str] | None = None) -> int:
             groups.group_detail(s, ws.id, cal, biggest.id, group_ids=None, day=day)
             return groups.group_members(s, ws.id, biggest.id, group_ids=None, day=day)
 
+        def groups_list(cached: bool) -> Callable[[], object]:
+            def call() -> object:
+                if not cached:
+                    groups.clear_figures()
+                return groups.list_groups(
+                    s, ws.id, cal, group_ids=None, day=day, sort="activity_rate_7d"
+                )
+
+            return call
+
         cases: list[tuple[str, Callable[[], object], Callable[[], object]]] = [
             (
                 "members list, page 1",
@@ -170,7 +180,12 @@ def main(argv: list[str] | None = None) -> int:
             ),
             (
                 "groups list, page 1",
-                lambda: groups.list_groups(s, ws.id, cal, group_ids=None, day=day),
+                groups_list(cached=False),
+                sql("SELECT id, name FROM groups WHERE workspace_id = ? ORDER BY id LIMIT 50"),
+            ),
+            (
+                "groups list, re-sorted (figures kept)",
+                groups_list(cached=True),
                 sql("SELECT id, name FROM groups WHERE workspace_id = ? ORDER BY id LIMIT 50"),
             ),
         ]

@@ -1,6 +1,13 @@
 """Every table, imported in one place so Alembic sees the whole schema."""
 
 from quanzi.commerce.models import Order, Refund
+from quanzi.connectors.models import ConnectorAction
+from quanzi.connectors.wecom.models import (
+    WecomCallback,
+    WecomConnection,
+    WecomKnown,
+    WecomSyncState,
+)
 from quanzi.core.events.models import EventRecord
 from quanzi.core.groups.models import Group, GroupChange
 from quanzi.core.members.models import (
@@ -28,6 +35,7 @@ from quanzi.team.models import (
 __all__ = [
     "ApiToken",
     "AuditEntry",
+    "ConnectorAction",
     "ContactEvent",
     "DailyActivity",
     "EventRecord",
@@ -50,5 +58,9 @@ __all__ = [
     "TeamMember",
     "User",
     "WebSession",
+    "WecomCallback",
+    "WecomConnection",
+    "WecomKnown",
+    "WecomSyncState",
     "Workspace",
 ]

@@ -239,6 +239,11 @@ def _figures(
     return dict(_FIGURES.get_or_compute(key, lambda: _compute_figures(s, ws, cal, day, gids)))
 
 
+def clear_figures() -> None:
+    """Forget the kept figures (to measure the uncached list)."""
+    _FIGURES.clear()
+
+
 def _compute_figures(
     s: Session, ws: int, cal: LocalCalendar, day: int, gids: Collection[int]
 ) -> dict[int, GroupRow]:

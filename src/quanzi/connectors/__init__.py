@@ -1,0 +1,1 @@
+"""Connectors: each platform speaks events in (webhooks, sync, imports) and carries out actions."""
