@@ -213,3 +213,20 @@ def test_invite_tree_with_a_cycle(engine: Engine) -> None:
         assert early.children[0].valid is False
         with pytest.raises(InvalidParameter, match="depth"):
             ms.invite_tree(s, c.ws_id, m["a"], group_ids=None, depth=0)
+
+
+def test_weekly_chart_of_a_long_silent_member_ends_at_their_last_message(engine: Engine) -> None:
+    c = Community(engine)
+    c.add("member.joined", "2025-01-06T10:00:00+08:00", group="g1", member="old")
+    c.add("message.posted", "2025-01-07T10:00:00+08:00", group="g1", member="old")
+    c.add("member.joined", "2026-11-16T10:00:00+08:00", group="g1", member="new")
+    c.add("message.posted", "2026-11-17T10:00:00+08:00", group="g1", member="new")
+    cal = LocalCalendar("Asia/Shanghai")
+    today = day_number(date(2026, 11, 20))
+    with session_scope(engine, read_only=True) as s:
+        ids = dict(s.execute(select(Member.member_key, Member.id)).all())
+        old = ms.member_profile(s, c.ws_id, cal, ids["old"], group_ids=None, today_day=today)
+        new = ms.member_profile(s, c.ws_id, cal, ids["new"], group_ids=None, today_day=today)
+    assert len(old.weeks) == len(new.weeks) == ms.WEEKS_SHOWN
+    assert old.weeks[-1].week == "2025-W02" and old.weeks[-1].messages == 1
+    assert new.weeks[-1].week == "2026-W47" and new.weeks[-1].messages == 1

@@ -500,8 +500,8 @@ def member_profile(
     today_day: int | None = None,
 ) -> MemberProfile:
     """One member's page: identity, the stored profile (sealed fields as stored), groups
-    with every membership interval, messages per ISO week (last 26, ending with the week of
-    `today_day`, default today), a timeline (newest first, at most 200), orders with
+    with every membership interval, messages per ISO week (26, ending with the week of
+    `today_day`, default today, or with the member's last message when that is older), a timeline (newest first, at most 200), orders with
     refunds, who invited them, tags. Scoped: only groups, messages and joins/leaves in scope
     (contacts, orders and profile changes are the member's own and always shown)."""
     m = _member_in_scope(session, ws_id, member_id, group_ids)
@@ -509,14 +509,24 @@ def member_profile(
     joins = mrepo.joins_of(session, ws_id, m.id, group_ids)
     leaves = mrepo.leaves_of(session, ws_id, m.id, group_ids)
     groups = _groups_of(mrepo.intervals(session, ws_id, m.id, group_ids), joins, leaves)
-    first_monday = week_start(today) - 7 * (WEEKS_SHOWN - 1)
+    days = [
+        (d, n)
+        for d, n in mrepo.messages_per_day(session, ws_id, m.id, -(10**6), group_ids)
+        if d <= today
+    ]
+    # A member silent for longer than the chart shows their last active weeks instead of
+    # 26 empty ones (the profile's "last message" says how long ago that was).
+    last_week = week_start(today)
+    if days and max(d for d, _n in days) < last_week - 7 * (WEEKS_SHOWN - 1):
+        last_week = week_start(max(d for d, _n in days))
+    first_monday = last_week - 7 * (WEEKS_SHOWN - 1)
     per_week: dict[int, int] = {}
-    for d, n in mrepo.messages_per_day(session, ws_id, m.id, first_monday, group_ids):
-        if d <= today:
+    for d, n in days:
+        if first_monday <= d < last_week + 7:
             per_week[week_start(d)] = per_week.get(week_start(d), 0) + n
     weeks = [
         WeekMessages(week_label(w), w, per_week.get(w, 0))
-        for w in range(first_monday, week_start(today) + 1, 7)
+        for w in range(first_monday, last_week + 1, 7)
     ]
     orders = mrepo.orders_of(session, ws_id, m.id)
     invited_by = [
