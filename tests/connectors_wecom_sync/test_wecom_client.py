@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 
 import pytest
-from standin import Scenario, StandIn, build_scenario
+from standin import Scenario, StandIn
 
 from quanzi.connectors.wecom.client import (
     TOKEN_MARGIN_S,
@@ -33,17 +32,6 @@ class FakeTime:
         self.now += seconds
 
 
-@pytest.fixture
-def corp() -> Scenario:
-    return build_scenario(groups=3, customers=30, staff=2)
-
-
-@pytest.fixture
-def wecom(corp: Scenario) -> Iterator[StandIn]:
-    with StandIn(corp) as server:
-        yield server
-
-
 def client(wecom: StandIn, t: FakeTime | None = None, **kw: object) -> WecomClient:
     t = t or FakeTime()
     return WecomClient(
@@ -58,7 +46,11 @@ def client(wecom: StandIn, t: FakeTime | None = None, **kw: object) -> WecomClie
 
 def test_token_is_fetched_once_and_reused(wecom: StandIn) -> None:
     c = client(wecom)
-    assert c.get("externalcontact/get_follow_user_list")["follow_user"] == ["staff_00", "staff_01"]
+    assert c.get("externalcontact/get_follow_user_list")["follow_user"] == [
+        "staff_00",
+        "staff_01",
+        "staff_02",
+    ]
     c.post("externalcontact/get_corp_tag_list", {})
     assert wecom.token_fetches == 1
 
