@@ -12,7 +12,8 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import Engine
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, select
 
 STANDIN_DIR = str(Path(__file__).resolve().parent.parent / "wecom_standin")
 if STANDIN_DIR not in sys.path:
@@ -30,6 +31,10 @@ from quanzi.db.engine import session_scope  # noqa: E402
 from quanzi.jobs import huey, reset_backend  # noqa: E402
 from quanzi.kit.clock import now_us  # noqa: E402
 from quanzi.kit.errors import InvalidParameter  # noqa: E402
+from quanzi.team import service as team  # noqa: E402
+from quanzi.team.models import AuditEntry, User  # noqa: E402
+from quanzi.web.app import create_app  # noqa: E402
+from quanzi.web.console.deps import SESSION_COOKIE  # noqa: E402
 
 CORP_ID = "ww0123456789abcdef"
 AES_KEY = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"
@@ -372,3 +377,141 @@ def test_payloads_are_checked_when_requested(
             request_action(s, ws_id, "wecom", kind, payload, "k", None)
         assert s.query(ConnectorAction).count() == 0
     assert list(huey.pending()) == []
+
+
+# --- the console page -------------------------------------------------------------------------
+
+
+def signed_in(engine: Engine, app: Any, role: str) -> TestClient:
+    """A client logged in as `role` in workspace w1 (session started directly, no argon2)."""
+    with session_scope(engine) as s:
+        ws = get_or_create_workspace(s, "w1")
+        user = User(
+            email=f"{role}@example.com", password_hash="!", display_name=role, created_at_us=1
+        )
+        s.add(user)
+        s.flush()
+        team.add_seat(s, ws.id, user, role, None)
+        token = team.start_session(s, user, ws.id, "testclient", "pytest")
+        s.flush()
+        found = team.resolve_session(s, token)
+        assert found is not None
+        csrf = found[0].csrf_token
+    client = TestClient(app)
+    client.cookies.set(SESSION_COOKIE, token)
+    client.csrf = csrf  # type: ignore[attr-defined]
+    return client
+
+
+def audited(engine: Engine, action: str) -> list[AuditEntry]:
+    with session_scope(engine, read_only=True) as s:
+        rows = list(s.scalars(select(AuditEntry).where(AuditEntry.action == action)))
+        s.expunge_all()
+        return rows
+
+
+def test_console_actions_page_is_for_owners_and_admins(engine: Engine) -> None:
+    app = create_app(engine)
+    owner, analyst = signed_in(engine, app, "owner"), signed_in(engine, app, "analyst")
+    page = owner.get("/w/w1/actions")
+    assert page.status_code == 200
+    for kind in (
+        "contact_way",
+        "join_way",
+        "welcome",
+        "mass_message",
+        "mark_tag",
+        "group_statistic",
+    ):
+        assert f'data-kind="{kind}"' in page.text
+    assert "还没有操作" in page.text  # zh-CN by default
+    assert analyst.get("/w/w1/actions").status_code == 403
+    r = analyst.post(
+        "/w/w1/actions/request",
+        data={
+            "csrf_token": analyst.csrf,
+            "kind": "contact_way",
+            "idempotency_key": "k",
+            "state": "s",
+            "user": "u",
+        },  # type: ignore[attr-defined]
+    )
+    assert r.status_code == 403
+    r = owner.post("/w/w1/actions/request", data={"kind": "contact_way", "idempotency_key": "k"})
+    assert r.status_code == 403  # no CSRF token
+    with session_scope(engine, read_only=True) as s:
+        assert s.query(ConnectorAction).count() == 0
+
+
+def test_console_requests_lists_and_retries_an_action(engine: Engine, wecom: StandIn) -> None:
+    ws_id = connected(engine, wecom.api_base)
+    app = create_app(engine)
+    owner = signed_in(engine, app, "owner")
+    form = {
+        "csrf_token": owner.csrf,  # type: ignore[attr-defined]
+        "kind": "contact_way",
+        "idempotency_key": "form-1",
+        "state": "store_poster",
+        "user": "staff_00, nobody_here",
+        "type": "2",
+        "skip_verify": "1",
+    }
+    r = owner.post("/w/w1/actions/request", data=form, follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/w/w1/actions?done=requested"
+    # The same form sent twice (a double click, a reload): one action.
+    assert owner.post("/w/w1/actions/request", data=form, follow_redirects=False).status_code == 303
+    with session_scope(engine, read_only=True) as s:
+        [action] = s.query(ConnectorAction).all()
+        assert action.payload == {
+            "type": 2,
+            "scene": 2,
+            "state": "store_poster",
+            "user": ["staff_00", "nobody_here"],
+            "skip_verify": True,
+        }
+        assert action.created_by == "owner@example.com"
+    assert [a.detail for a in audited(engine, "action.requested")] == [{"action_id": action.id}]
+
+    assert run_action(engine, action.id).state == "failed"  # nobody_here is not staff: 60011
+    page = owner.get("/w/w1/actions?state=failed")
+    assert f'data-action="{action.id}" data-state="failed"' in page.text
+    assert "errcode 60011" in page.text and "/w/w1/actions/retry" in page.text
+    assert 'data-state="done"' not in owner.get("/w/w1/actions?state=done").text
+
+    r = owner.post(
+        "/w/w1/actions/retry",
+        data={"csrf_token": owner.csrf, "action_id": str(action.id)},  # type: ignore[attr-defined]
+        follow_redirects=False,
+    )
+    assert r.status_code == 303
+    assert row(engine, action.id).state == "pending"
+    assert [a.target for a in audited(engine, "action.retried")] == ["wecom.contact_way"]
+    # Retrying what is not failed is refused in words, not a 500.
+    r = owner.post(
+        "/w/w1/actions/retry",
+        data={"csrf_token": owner.csrf, "action_id": str(action.id)},  # type: ignore[attr-defined]
+    )
+    assert r.status_code == 400 and "只有失败的操作才能重试" in r.text
+    assert ws_id
+
+
+def test_console_shows_a_payload_error_naming_the_field(engine: Engine) -> None:
+    app = create_app(engine)
+    owner = signed_in(engine, app, "owner")
+    r = owner.post(
+        "/w/w1/actions/request",
+        data={
+            "csrf_token": owner.csrf,  # type: ignore[attr-defined]
+            "kind": "join_way",
+            "idempotency_key": "k",
+            "chat_id_list": "a\nb\nc\nd\ne\nf",
+            "state": "s",
+        },
+    )
+    assert r.status_code == 400
+    assert "chat_id_list: List should have at most 5 items" in r.text
+    assert '<details open data-kind="join_way">' in r.text  # the form stays open, filled in
+    assert "a\nb\nc" in r.text
+    with session_scope(engine, read_only=True) as s:
+        assert s.query(ConnectorAction).count() == 0
+    assert audited(engine, "action.requested") == []

@@ -132,7 +132,7 @@ def request_action(
     key = (idempotency_key or "").strip()
     if not key or len(key) > 200:
         raise InvalidParameter("idempotency_key: give 1-200 characters")
-    existing = _by_key(session, ws_id, key)
+    existing = action_by_key(session, ws_id, key)
     if existing is not None:
         return existing
     spec = action_kind(platform, kind)
@@ -155,7 +155,7 @@ def request_action(
             session.add(action)
     except IntegrityError:
         # The same key, committed by a concurrent request in the meantime.
-        existing = _by_key(session, ws_id, key)
+        existing = action_by_key(session, ws_id, key)
         if existing is None:
             raise
         return existing
@@ -170,7 +170,8 @@ def _queue_run(session: Session, action_id: int) -> None:
     enqueue_after_commit(session, run_connector_action, action_id)
 
 
-def _by_key(session: Session, ws_id: int, key: str) -> ConnectorAction | None:
+def action_by_key(session: Session, ws_id: int, key: str) -> ConnectorAction | None:
+    """The workspace's action requested with `key`, if any."""
     return session.scalar(
         select(ConnectorAction).where(
             ConnectorAction.workspace_id == ws_id, ConnectorAction.idempotency_key == key
