@@ -43,6 +43,8 @@ PUBLIC_ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/invite/{token}"): "token: a single-use invitation link",
     ("POST", "/invite/{token}"): "token: a single-use invitation link (login CSRF cookie)",
     ("GET", "/healthz"): "public: liveness",
+    ("GET", "/hooks/wecom/{workspace}"): "public: WeCom callback (signature-checked)",
+    ("POST", "/hooks/wecom/{workspace}"): "public: WeCom callback (signature-checked)",
     ("POST", "/api/v1/events"): "API token (CurrentWorkspace)",
     ("POST", "/api/v1/rebuild"): "API token (CurrentWorkspace)",
     ("GET", "/api/v1/reports/{name}"): "API token (CurrentWorkspace)",

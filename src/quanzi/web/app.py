@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 
 import quanzi
 from quanzi.analytics.endpoints import router as reports_router
+from quanzi.connectors.wecom.callbacks import router as wecom_hooks_router
 from quanzi.core.events.endpoints import router as events_router
 from quanzi.db.engine import get_engine
 from quanzi.jobs import start_in_process
@@ -59,6 +60,7 @@ def create_app(engine: Engine | None = None, *, run_jobs: bool = False) -> FastA
 
     app.include_router(events_router)
     app.include_router(reports_router)
+    app.include_router(wecom_hooks_router)
 
     @app.get("/healthz", tags=["ops"], summary="Liveness and database check")
     def healthz(request: Request) -> JSONResponse:
