@@ -259,7 +259,7 @@ def test_processing_in_order_of_receipt_with_fetched_group_details(engine: Engin
     assert report.processed == 3 and report.failed == []
     assert fetched == ["CHAT_ID", "CHAT_ID"]  # del_member needs no fetch
     ids = event_ids(engine, ws_id)
-    assert "wecom:group:created:CHAT_ID" in ids
+    assert "wecom:group:CHAT_ID:created" in ids
     assert "wecom:join:CHAT_ID:Jack:1403610500" in ids  # created and add_member: one event
     assert "wecom:join:CHAT_ID:Rose:1403610510" in ids
     assert "wecom:leave:CHAT_ID:Rose:1403610513" in ids
@@ -286,12 +286,12 @@ def test_a_failed_fetch_is_recorded_and_retried_later(engine: Engine) -> None:
         conn = service.connection(s, ws_id)
         assert conn is not None and "60011" in (conn.last_error or "")
     assert event_ids(engine, ws_id) == [
-        "wecom:contact:remove:zhangsan:woAJ2GCAAAXtWyujaWJHDDGi0mACAAAA:1403610513"
+        "wecom:contact:del:zhangsan:woAJ2GCAAAXtWyujaWJHDDGi0mACAAAA:1403610513"
     ]
     # Later WeCom answers: the pending one is applied, nothing else twice.
     report = process_callbacks(engine, ws_id, fetch_group=lambda chat: GROUP)
     assert (report.processed, report.applied, report.failed) == (1, 1, [])
-    assert "wecom:group:updated:CHAT_ID:name:1403610513" in event_ids(engine, ws_id)
+    assert "wecom:group:CHAT_ID:updated:name:1403610513" in event_ids(engine, ws_id)
 
 
 def test_the_job_uses_the_connections_client(

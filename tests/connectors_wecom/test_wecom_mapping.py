@@ -65,7 +65,7 @@ def test_contact_removed_says_by_whom(change: str, by: str) -> None:
     (event,) = events_of(f"cb_{change}")
     assert event["type"] == "contact.removed"
     assert (event["member"], event["staff"], event["by"], event["ts"]) == (CUSTOMER, STAFF, by, TS)
-    assert event["id"] == f"wecom:contact:remove:{STAFF}:{CUSTOMER}:{TS}"
+    assert event["id"] == f"wecom:contact:del:{STAFF}:{CUSTOMER}:{TS}"
 
 
 @pytest.mark.parametrize("name", ["cb_edit_external_contact", "cb_transfer_fail", "cb_tag_create"])
@@ -77,7 +77,7 @@ def test_group_created_with_fetched_name_owner_notice_and_members() -> None:
     events = events_of("cb_chat_create", GROUP)
     created = events[0]
     assert created == {
-        "id": "wecom:group:created:CHAT_ID",
+        "id": "wecom:group:CHAT_ID:created",
         "type": "group.created",
         "ts": 1572505490,  # the group's own create_time
         "platform": "wecom",
@@ -177,7 +177,7 @@ def test_del_member_is_a_leave_at_the_callbacks_time(scene: str, via: str) -> No
 def test_group_updates_carry_the_fetched_value(detail: str, field: str, value: str) -> None:
     (event,) = events_of(f"cb_chat_{detail}", GROUP)
     assert event == {
-        "id": f"wecom:group:updated:CHAT_ID:{field}:{TS}",
+        "id": f"wecom:group:CHAT_ID:updated:{field}:{TS}",
         "type": "group.updated",
         "ts": TS,
         "platform": "wecom",
@@ -189,7 +189,7 @@ def test_group_updates_carry_the_fetched_value(detail: str, field: str, value: s
 def test_dismiss() -> None:
     assert events_of("cb_chat_dismiss") == [
         {
-            "id": "wecom:group:dismissed:CHAT_ID",
+            "id": "wecom:group:CHAT_ID:dismissed",
             "type": "group.dismissed",
             "ts": TS,
             "platform": "wecom",

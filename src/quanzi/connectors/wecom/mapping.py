@@ -5,9 +5,9 @@ same id and the event log counts it once:
 
 - `wecom:join:<chat_id>:<userid>:<join_time>`, `wecom:leave:<chat_id>:<userid>:<ts>`
 - `wecom:contact:add:<staff>:<external>:<createtime>`,
-  `wecom:contact:remove:<staff>:<external>:<createtime>`
-- `wecom:group:created:<chat_id>`, `wecom:group:dismissed:<chat_id>`,
-  `wecom:group:updated:<chat_id>:<what>:<createtime>`
+  `wecom:contact:del:<staff>:<external>:<createtime>`
+- `wecom:group:<chat_id>:created`, `wecom:group:<chat_id>:dismissed`,
+  `wecom:group:<chat_id>:updated:<what>:<createtime>`
 
 A callback carries ids only; group details (name, owner, members with join_time,
 join_scene, invitor and state) come from `fetch_group(chat_id)`, which returns
@@ -81,7 +81,7 @@ def _contact_events(fields: dict[str, Any]) -> list[dict[str, Any]]:
         by = "staff" if change == "del_external_contact" else "member"
         return [
             _event(
-                f"wecom:contact:remove:{staff}:{member}:{ts}",
+                f"wecom:contact:del:{staff}:{member}:{ts}",
                 "contact.removed",
                 ts,
                 member=member,
@@ -102,7 +102,7 @@ def _chat_events(fields: dict[str, Any], fetch_group: FetchGroup) -> list[dict[s
     if change == "create":
         return _created(chat, ts, fetch_group(chat))
     if change == "dismiss":
-        return [_event(f"wecom:group:dismissed:{chat}", "group.dismissed", ts, group=chat)]
+        return [_event(f"wecom:group:{chat}:dismissed", "group.dismissed", ts, group=chat)]
     if change != "update":
         return []
     detail = _text(fields.get("UpdateDetail"))
@@ -127,7 +127,7 @@ def _chat_events(fields: dict[str, Any], fetch_group: FetchGroup) -> list[dict[s
         group = fetch_group(chat)
         return [
             _event(
-                f"wecom:group:updated:{chat}:{name}:{ts}",
+                f"wecom:group:{chat}:updated:{name}:{ts}",
                 "group.updated",
                 ts,
                 group=chat,
@@ -175,7 +175,7 @@ def _created(chat: str, ts: int, group: dict[str, Any]) -> list[dict[str, Any]]:
     created = _int(group.get("create_time")) or ts
     out = [
         _event(
-            f"wecom:group:created:{chat}",
+            f"wecom:group:{chat}:created",
             "group.created",
             created,
             group=chat,
