@@ -48,6 +48,8 @@ def action_labels() -> dict[str, str]:
         "team.deactivated": gettext("Deactivated a colleague"),
         "team.reactivated": gettext("Reactivated a colleague"),
         "import.events": gettext("Imported events"),
+        "action.requested": gettext("Requested a platform action"),
+        "action.retried": gettext("Retried a platform action"),
     }
 
 
