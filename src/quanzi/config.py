@@ -26,6 +26,8 @@ class Settings(BaseSettings):
     default_timezone: str = DEFAULT_TIMEZONE
     # Largest accepted body of POST /api/v1/events, in bytes.
     max_ingest_body: int = 32 * 1024 * 1024
+    # Minutes between two scheduled WeCom syncs of a workspace; 0 turns the schedule off.
+    wecom_sync_minutes: int = Field(default=30, ge=0)
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -10,7 +10,12 @@ from huey.consumer import Consumer  # type: ignore[import-untyped]
 from quanzi.jobs.queue import huey
 
 # Modules whose import registers tasks on `huey`; a domain with a jobs.py adds it here.
-TASK_MODULES = ("quanzi.jobs.tasks", "quanzi.connectors.jobs", "quanzi.connectors.wecom.jobs")
+TASK_MODULES = (
+    "quanzi.jobs.tasks",
+    "quanzi.connectors.jobs",
+    "quanzi.connectors.wecom.jobs",
+    "quanzi.connectors.wecom.schedule",
+)
 
 # How long a stopping consumer waits for running jobs before interrupting them.
 SHUTDOWN_TIMEOUT_S = 30.0
