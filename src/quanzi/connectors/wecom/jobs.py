@@ -17,6 +17,7 @@ from quanzi.connectors.wecom import service
 from quanzi.connectors.wecom.client import client_for
 from quanzi.connectors.wecom.crypto import xml_fields
 from quanzi.connectors.wecom.mapping import FetchGroup, callback_to_events
+from quanzi.connectors.wecom.welcome import welcome_new_contact
 from quanzi.core.events.service import ingest_lines
 from quanzi.db.engine import get_engine, session_scope
 from quanzi.jobs.queue import huey
@@ -92,7 +93,8 @@ def process_callbacks(
     fetch = fetch_group or wecom_fetch_group(engine, ws_id)
     for callback_id, xml in pending:
         try:
-            events = callback_to_events(xml_fields(xml), fetch)
+            fields = xml_fields(xml)
+            events = callback_to_events(fields, fetch)
         except Exception as exc:
             reason = f"WeCom callback {callback_id}: {_reason(exc)}"
             log.warning("workspace %s: %s", ws_id, reason)
@@ -110,6 +112,7 @@ def process_callbacks(
                 reasons = "; ".join(f"event {n}: {why}" for n, why in done.refused[:3])
                 service.record_error(s, ws_id, f"WeCom callback {callback_id}: {reasons}")
         report.processed += 1
+        welcome_new_contact(engine, ws_id, fields)  # welcome.py: within WeCom's 20 s, once
     return report
 
 
