@@ -17,18 +17,17 @@ if STANDIN_DIR not in sys.path:
     sys.path.insert(0, STANDIN_DIR)
 
 from standin import Scenario, StandIn, build_scenario, local_ts  # noqa: E402
-from test_wecom_actions import signed_in  # noqa: E402  (same folder)
+
+# The same folder's helpers: the queue reset (autouse) and a signed-in console client.
+from test_wecom_actions import _queue_and_no_sleep, signed_in  # noqa: E402, F401
 
 from quanzi.analytics.service import run_report  # noqa: E402
-from quanzi.config import get_settings  # noqa: E402
-from quanzi.connectors.wecom import actions as wecom_actions  # noqa: E402
 from quanzi.connectors.wecom import statistics  # noqa: E402
 from quanzi.connectors.wecom.client import WecomClient  # noqa: E402
 from quanzi.connectors.wecom.service import connect  # noqa: E402
 from quanzi.connectors.wecom.sync import sync  # noqa: E402
 from quanzi.core.workspaces.service import get_or_create_workspace  # noqa: E402
 from quanzi.db.engine import session_scope  # noqa: E402
-from quanzi.jobs import huey, reset_backend  # noqa: E402
 from quanzi.web.app import create_app  # noqa: E402
 
 CORP_ID = "ww0123456789abcdef"
@@ -38,17 +37,6 @@ URL = "/w/w1/wecom/statistics"
 ROW_RE = re.compile(
     r'data-metric="(\w+)" data-wecom="(-?\d*)" data-quanzi="(-?\d+)" data-differs="([01])"'
 )
-
-
-@pytest.fixture(autouse=True)
-def _queue_and_no_sleep(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.delenv("QUANZI_REDIS_URL", raising=False)
-    get_settings.cache_clear()
-    reset_backend()
-    monkeypatch.setitem(wecom_actions.CLIENT_OPTIONS, "sleep", lambda _s: None)
-    yield
-    huey.flush()
-    reset_backend()
 
 
 @pytest.fixture

@@ -18,19 +18,19 @@ if STANDIN_DIR not in sys.path:
     sys.path.insert(0, STANDIN_DIR)
 
 from standin import Scenario, StandIn, build_scenario, external_contact_xml, send_callback  # noqa: E402
-from test_wecom_actions import signed_in  # noqa: E402  (same folder)
 
-from quanzi.config import get_settings  # noqa: E402
+# The same folder's helpers: the queue reset (autouse) and a signed-in console client.
+from test_wecom_actions import _queue_and_no_sleep, signed_in  # noqa: E402, F401
+
 from quanzi.connectors.actions import run_action  # noqa: E402
 from quanzi.connectors.models import ConnectorAction  # noqa: E402
-from quanzi.connectors.wecom import actions as wecom_actions  # noqa: E402
 from quanzi.connectors.wecom import welcome  # noqa: E402
 from quanzi.connectors.wecom.jobs import process_callbacks  # noqa: E402
 from quanzi.connectors.wecom.models import WecomKnown  # noqa: E402
 from quanzi.connectors.wecom.service import connect  # noqa: E402
 from quanzi.core.workspaces.service import get_or_create_workspace  # noqa: E402
 from quanzi.db.engine import session_scope  # noqa: E402
-from quanzi.jobs import huey, reset_backend  # noqa: E402
+from quanzi.jobs import huey  # noqa: E402
 from quanzi.kit.errors import InvalidParameter  # noqa: E402
 from quanzi.team.models import AuditEntry  # noqa: E402
 from quanzi.web.app import create_app  # noqa: E402
@@ -39,17 +39,6 @@ CORP_ID = "ww0123456789abcdef"
 TOKEN = "QDG6eK"
 AES_KEY = "jWmYm7qr5nMoAUwZRjGtBxmz3KA1tkAj3ykkR6q2B2C"
 SEND = "externalcontact/send_welcome_msg"
-
-
-@pytest.fixture(autouse=True)
-def _queue_and_no_sleep(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.delenv("QUANZI_REDIS_URL", raising=False)
-    get_settings.cache_clear()
-    reset_backend()
-    monkeypatch.setitem(wecom_actions.CLIENT_OPTIONS, "sleep", lambda _s: None)
-    yield
-    huey.flush()
-    reset_backend()
 
 
 @pytest.fixture
