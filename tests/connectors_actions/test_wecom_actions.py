@@ -301,6 +301,18 @@ def test_join_way_creates_the_way_then_reads_its_qr_code(
     assert seen[2][1] == {"config_id": "jw1"}
 
 
+def test_join_way_against_the_stand_in(engine: Engine, wecom: StandIn, corp: Scenario) -> None:
+    ws_id = connected(engine, wecom.api_base)
+    chats = sorted(corp.chats)[:2]
+    action_id = request(engine, ws_id, "join_way", {"chat_id_list": chats, "state": "xhs"})
+    assert run_action(engine, action_id).state == "done"
+    result = row(engine, action_id).result
+    assert result is not None and result["state"] == "xhs"
+    assert result["qr_code"].endswith(f"/{result['config_id']}/0")
+    asked = sent(wecom, "externalcontact/groupchat/get_join_way")
+    assert [b["config_id"] for b in asked] == [result["config_id"]]
+
+
 def test_an_action_in_a_workspace_without_wecom_fails_saying_so(engine: Engine) -> None:
     with session_scope(engine) as s:
         ws_id = get_or_create_workspace(s, "w1").id

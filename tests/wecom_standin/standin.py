@@ -335,6 +335,7 @@ class StandIn:
         self.token_fetches = 0
         self._calls: dict[str, deque[float]] = {}
         self._welcome: dict[str, bool] = {}  # welcome_code -> used
+        self._join_ways: dict[str, dict[str, Any]] = {}  # config_id -> join_way
         self._lock = threading.RLock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
@@ -623,7 +624,27 @@ class StandIn:
         for c in ids:
             if c not in self.sc.chats:
                 raise WecomFault(60011)
-        return {"config_id": "jw" + pysecrets.token_hex(12)}
+        cid = "jw" + pysecrets.token_hex(12)
+        with self._lock:
+            self._join_ways[cid] = {
+                "config_id": cid,
+                "scene": b["scene"],
+                "remark": b.get("remark", ""),
+                "auto_create_room": b.get("auto_create_room", 1),
+                "room_base_name": b.get("room_base_name", ""),
+                "room_base_id": b.get("room_base_id", 0),
+                "chat_id_list": list(ids),
+                "qr_code": f"https://wework.qpic.cn/wwpic/{cid}/0" if b["scene"] == 2 else "",
+                "state": b.get("state", ""),
+            }
+        return {"config_id": cid}
+
+    def get_join_way(self, _p: dict[str, str], b: dict[str, Any]) -> dict[str, Any]:
+        with self._lock:
+            way = self._join_ways.get(str(b.get("config_id", "")))
+        if way is None:
+            raise WecomFault(40058)
+        return {"join_way": dict(way)}
 
     def send_welcome_msg(self, _p: dict[str, str], b: dict[str, Any]) -> dict[str, Any]:
         code = str(b.get("welcome_code", ""))
@@ -720,6 +741,7 @@ ROUTES: dict[tuple[str, str], Route] = {
     ("POST", "externalcontact/get_corp_tag_list"): StandIn.corp_tag_list,
     ("POST", "externalcontact/add_contact_way"): StandIn.add_contact_way,
     ("POST", "externalcontact/groupchat/add_join_way"): StandIn.add_join_way,
+    ("POST", "externalcontact/groupchat/get_join_way"): StandIn.get_join_way,
     ("POST", "externalcontact/send_welcome_msg"): StandIn.send_welcome_msg,
     ("POST", "externalcontact/add_msg_template"): StandIn.add_msg_template,
     ("POST", "externalcontact/mark_tag"): StandIn.mark_tag,
