@@ -3,6 +3,7 @@ channel's text; through the real hook, the callback job and the client, to the s
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from collections.abc import Iterator
@@ -182,7 +183,8 @@ def test_a_welcome_older_than_20_s_is_not_sent_and_says_why(engine: Engine, weco
     [action] = actions(engine)
     assert action.state == "failed" and action.idempotency_key == f"welcome:{code}"
     assert action.last_error is not None
-    assert "processed 45 s after it was added" in action.last_error
+    # 45 s old when made; a second may pass on a slow machine before it is processed.
+    assert re.search(r"processed 4[5-9] s after it was added", action.last_error)
     assert "within 20 s" in action.last_error
     assert [t for t in huey.pending() if t.name == "run_connector_action"] == []
 
