@@ -1,5 +1,6 @@
 """Every table, imported in one place so Alembic sees the whole schema."""
 
+from quanzi.acquisition.models import ChannelCode, ChannelRotation, ChannelVisit, InviteSuspect
 from quanzi.commerce.models import Order, Refund
 from quanzi.connectors.models import ConnectorAction
 from quanzi.connectors.wecom.models import (
@@ -35,6 +36,9 @@ from quanzi.team.models import (
 __all__ = [
     "ApiToken",
     "AuditEntry",
+    "ChannelCode",
+    "ChannelRotation",
+    "ChannelVisit",
     "ConnectorAction",
     "ContactEvent",
     "DailyActivity",
@@ -44,6 +48,7 @@ __all__ = [
     "GroupChange",
     "Invitation",
     "InviteFlag",
+    "InviteSuspect",
     "Join",
     "Leave",
     "LoginAttempt",

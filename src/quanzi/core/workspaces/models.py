@@ -17,6 +17,11 @@ class Workspace(Base):
     created_at_us: Mapped[int] = mapped_column(BigInteger)
     # The workspace's data key, wrapped by the secret key (quanzi.kit.crypto); made on first use.
     data_key_wrapped: Mapped[str | None] = mapped_column(String(128))
+    # Invite fraud: "review" (suspects count until an operator confirms) or "strict" (excluded
+    # from valid invites at once).
+    invite_review_mode: Mapped[str] = mapped_column(
+        String(8), default="review", server_default="review"
+    )
 
 
 class ApiToken(Base):

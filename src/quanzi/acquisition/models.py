@@ -1,0 +1,102 @@
+"""Channel codes (活码) and their scans, and the invite fraud review queue."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from quanzi.db.base import Base
+
+TARGET_KINDS = ("wecom_contact", "wecom_group", "link", "landing")
+
+
+class ChannelCode(Base):
+    """A trackable code: a stable short link /c/<code> and its QR, attributed to `channel`."""
+
+    __tablename__ = "channel_codes"
+    __table_args__ = (UniqueConstraint("code"), UniqueConstraint("workspace_id", "channel"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    code: Mapped[str] = mapped_column(String(16))  # the short link's slug, unique everywhere
+    name: Mapped[str] = mapped_column(String(100))
+    channel: Mapped[str] = mapped_column(String(30))  # the events' `channel` / WeCom `state`
+    target_kind: Mapped[str] = mapped_column(String(16))
+    # wecom_contact: {"staff": [...], "rotation": "round_robin"|"least_loaded", "daily_cap": n}
+    # wecom_group: {"chat_ids": [...], "capacity": 200}; link: {"url": ...}; landing: {"page": slug}
+    target: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # Set when the platform side exists (e.g. the WeCom contact way's config_id and qr_code).
+    platform_ref: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    cost_fen: Mapped[int] = mapped_column(BigInteger, default=0)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_by: Mapped[str | None] = mapped_column(String(254))
+    created_at_us: Mapped[int] = mapped_column(BigInteger)
+    updated_at_us: Mapped[int] = mapped_column(BigInteger)
+
+
+class ChannelVisit(Base):
+    """One scan or visit of a channel code: when, which kind of device; never the raw IP."""
+
+    __tablename__ = "channel_visits"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    code_id: Mapped[int] = mapped_column(ForeignKey("channel_codes.id", ondelete="CASCADE"))
+    at_us: Mapped[int] = mapped_column(BigInteger)
+    day: Mapped[int] = mapped_column(Integer)  # local day in the workspace's time zone
+    kind: Mapped[str] = mapped_column(String(8))  # scan | visit
+    ua_class: Mapped[str] = mapped_column(
+        String(16)
+    )  # wechat | wecom | ios | android | desktop | bot | other
+    # Which staff or group the rotation handed this visit to, when the target rotates.
+    assigned: Mapped[str | None] = mapped_column(String(64))
+
+
+Index("ix_channel_visits_code_day", ChannelVisit.code_id, ChannelVisit.day)
+
+
+class ChannelRotation(Base):
+    """How many visits a rotating target handed to each staff member or group per day."""
+
+    __tablename__ = "channel_rotations"
+
+    code_id: Mapped[int] = mapped_column(
+        ForeignKey("channel_codes.id", ondelete="CASCADE"), primary_key=True
+    )
+    day: Mapped[int] = mapped_column(Integer, primary_key=True)
+    assignee: Mapped[str] = mapped_column(String(64), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class InviteSuspect(Base):
+    """An invite the fraud signals flagged, waiting for (or after) an operator's review."""
+
+    __tablename__ = "invite_suspects"
+    __table_args__ = (UniqueConstraint("workspace_id", "member_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    member_id: Mapped[int] = mapped_column(ForeignKey("members.id", ondelete="CASCADE"))  # invitee
+    inviter_id: Mapped[int | None] = mapped_column(ForeignKey("members.id", ondelete="SET NULL"))
+    # [{"kind": "self_invite"|"quick_leave"|"sybil_burst"|"shared_device", "detail": {...}}]
+    signals: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    status: Mapped[str] = mapped_column(String(16))  # suspected | confirmed | dismissed
+    detected_at_us: Mapped[int] = mapped_column(BigInteger)
+    reviewed_by: Mapped[str | None] = mapped_column(String(254))
+    reviewed_at_us: Mapped[int | None] = mapped_column(BigInteger)
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+Index("ix_invite_suspects_ws_status", InviteSuspect.workspace_id, InviteSuspect.status)
