@@ -1,6 +1,15 @@
 """Every table, imported in one place so Alembic sees the whole schema."""
 
-from quanzi.acquisition.models import ChannelCode, ChannelRotation, ChannelVisit, InviteSuspect
+from quanzi.acquisition.models import (
+    ChannelCode,
+    ChannelRotation,
+    ChannelVisit,
+    InviteSuspect,
+    LandingPage,
+    LandingPageVersion,
+    LandingVisit,
+    Lead,
+)
 from quanzi.commerce.models import Order, Refund
 from quanzi.connectors.models import ConnectorAction
 from quanzi.connectors.wecom.models import (
@@ -50,6 +59,10 @@ __all__ = [
     "InviteFlag",
     "InviteSuspect",
     "Join",
+    "LandingPage",
+    "LandingPageVersion",
+    "LandingVisit",
+    "Lead",
     "Leave",
     "LoginAttempt",
     "Member",

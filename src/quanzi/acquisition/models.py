@@ -100,3 +100,83 @@ class InviteSuspect(Base):
 
 
 Index("ix_invite_suspects_ws_status", InviteSuspect.workspace_id, InviteSuspect.status)
+
+
+class LandingPage(Base):
+    """A mobile landing page (H5): top (hook), middle (proof), bottom (lead form / group QR)."""
+
+    __tablename__ = "landing_pages"
+    __table_args__ = (UniqueConstraint("slug"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    slug: Mapped[str] = mapped_column(String(32))  # /p/<slug>, unique everywhere
+    name: Mapped[str] = mapped_column(String(100))
+    draft: Mapped[dict[str, Any]] = mapped_column(JSON)  # the builder's blocks, unpublished
+    published_version_id: Mapped[int | None] = mapped_column(Integer)  # None: unpublished
+    created_at_us: Mapped[int] = mapped_column(BigInteger)
+    updated_at_us: Mapped[int] = mapped_column(BigInteger)
+
+
+class LandingPageVersion(Base):
+    """A published version, kept for ever: its blocks and the HTML rendered once at publish."""
+
+    __tablename__ = "landing_page_versions"
+    __table_args__ = (UniqueConstraint("page_id", "version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    page_id: Mapped[int] = mapped_column(ForeignKey("landing_pages.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    content: Mapped[dict[str, Any]] = mapped_column(JSON)
+    html: Mapped[str] = mapped_column(Text)
+    consent_text: Mapped[str] = mapped_column(Text)
+    published_by: Mapped[str | None] = mapped_column(String(254))
+    published_at_us: Mapped[int] = mapped_column(BigInteger)
+
+
+class LandingVisit(Base):
+    """A view of a published page: which version, from which channel code, which device class."""
+
+    __tablename__ = "landing_visits"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    page_id: Mapped[int] = mapped_column(ForeignKey("landing_pages.id", ondelete="CASCADE"))
+    version_id: Mapped[int] = mapped_column(
+        ForeignKey("landing_page_versions.id", ondelete="CASCADE")
+    )
+    channel: Mapped[str | None] = mapped_column(String(30))
+    ua_class: Mapped[str] = mapped_column(String(16))
+    at_us: Mapped[int] = mapped_column(BigInteger)
+    day: Mapped[int] = mapped_column(Integer)
+
+
+Index("ix_landing_visits_page_day", LandingVisit.page_id, LandingVisit.day)
+
+
+class Lead(Base):
+    """A visitor who left a phone number: one per phone per workspace, personal data sealed."""
+
+    __tablename__ = "leads"
+    __table_args__ = (UniqueConstraint("workspace_id", "phone_digest"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    page_id: Mapped[int | None] = mapped_column(ForeignKey("landing_pages.id", ondelete="SET NULL"))
+    version_id: Mapped[int | None] = mapped_column(
+        ForeignKey("landing_page_versions.id", ondelete="SET NULL")
+    )
+    channel: Mapped[str | None] = mapped_column(String(30))
+    phone_digest: Mapped[str] = mapped_column(String(64))  # quanzi.core.members.personal
+    phone_sealed: Mapped[str] = mapped_column(Text)
+    name_sealed: Mapped[str | None] = mapped_column(Text)
+    # The operator's optional fields, sealed as one JSON object.
+    fields_sealed: Mapped[str | None] = mapped_column(Text)
+    # What the visitor agreed to (PIPL): the exact text and the page version it came with.
+    consent_text: Mapped[str] = mapped_column(Text)
+    consent_version: Mapped[int] = mapped_column(Integer)
+    submissions: Mapped[int] = mapped_column(Integer, default=1)
+    member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id", ondelete="SET NULL"))
+    created_at_us: Mapped[int] = mapped_column(BigInteger)
+    updated_at_us: Mapped[int] = mapped_column(BigInteger)
