@@ -1,0 +1,146 @@
+"""The public side of channel codes: /c/<code> (record, rotate, answer) and its QR images."""
+
+from __future__ import annotations
+
+import io
+import logging
+from typing import Annotated
+from urllib.parse import quote
+
+import httpx
+import segno
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import RedirectResponse, Response
+
+from quanzi.acquisition import channels as service
+from quanzi.acquisition.models import ChannelCode
+from quanzi.core.workspaces.models import Workspace
+from quanzi.db.engine import session_scope
+from quanzi.web.auth import request_engine
+from quanzi.web.console.render import render
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(include_in_schema=False)
+
+QR_CACHE = "public, max-age=86400"
+
+
+def _not_found(request: Request) -> Response:
+    return render(request, "channels/public_missing.html", {}, status_code=404)
+
+
+@router.get("/c/{code}")
+def visit(request: Request, code: str, s: Annotated[str | None, Query()] = None) -> Response:
+    """Record the visit (scan when ?s=qr), then redirect or show the assigned QR."""
+    with session_scope(request_engine(request)) as db:
+        found = service.code_by_slug(db, code)
+        if found is None or not found.active:
+            return _not_found(request)
+        ws = db.get(Workspace, found.workspace_id)
+        got = service.record_visit(
+            db,
+            found,
+            scan=s == "qr",
+            user_agent=request.headers.get("user-agent"),
+            timezone=ws.timezone if ws else None,
+        )
+        kind, target, slug = found.target_kind, dict(found.target), found.code
+        if kind == "link":
+            return RedirectResponse(str(target["url"]), status_code=302)
+        if kind == "landing":
+            return RedirectResponse(
+                f"/p/{quote(str(target['page']))}?c={quote(slug)}", status_code=302
+            )
+        image = service.qr_image(db, found, got.assigned)
+        connected = service.wecom_connected(db, found.workspace_id)
+        name = found.name
+    return render(
+        request,
+        "channels/public_code.html",
+        {
+            "name": name,
+            "image": f"/c/{quote(slug)}/way/{quote(got.assigned or '')}.png" if image else None,
+            "kind": kind,
+            "connected": connected,
+        },
+    )
+
+
+def _qr(request: Request, code: str) -> segno.QRCode | None:
+    with session_scope(request_engine(request), read_only=True) as db:
+        found: ChannelCode | None = service.code_by_slug(db, code)
+        if found is None or not found.active:
+            return None
+        slug = found.code
+    return segno.make(scan_url(str(request.base_url), slug), error="m")
+
+
+def scan_url(base_url: str, slug: str) -> str:
+    """The absolute address a printed QR carries: /c/<code>?s=qr (counted as a scan)."""
+    return f"{base_url.rstrip('/')}/c/{quote(slug)}?s=qr"
+
+
+@router.get("/c/{code}/qr.svg")
+def qr_svg(request: Request, code: str) -> Response:
+    qr = _qr(request, code)
+    if qr is None:
+        return _not_found(request)
+    buf = io.BytesIO()
+    qr.save(buf, kind="svg", scale=10, border=4, xmldecl=False)
+    return Response(
+        buf.getvalue(),
+        media_type="image/svg+xml",
+        headers={
+            "Cache-Control": QR_CACHE,
+            "Content-Disposition": f'inline; filename="channel-{code}.svg"',
+        },
+    )
+
+
+@router.get("/c/{code}/qr.png")
+def qr_png(request: Request, code: str, scale: Annotated[int, Query(ge=1, le=40)] = 10) -> Response:
+    qr = _qr(request, code)
+    if qr is None:
+        return _not_found(request)
+    buf = io.BytesIO()
+    qr.save(buf, kind="png", scale=scale, border=4)
+    return Response(
+        buf.getvalue(),
+        media_type="image/png",
+        headers={
+            "Cache-Control": QR_CACHE,
+            "Content-Disposition": f'inline; filename="channel-{code}.png"',
+        },
+    )
+
+
+# WeCom's QR images, fetched once by the server: the visitor's browser makes no third-party
+# request (and the CSP allows images from this site only).
+_IMAGES: dict[str, bytes] = {}
+MAX_IMAGES = 512
+MAX_IMAGE_BYTES = 512 * 1024
+
+
+@router.get("/c/{code}/way/{assignee}.png")
+def way_image(request: Request, code: str, assignee: str) -> Response:
+    with session_scope(request_engine(request)) as db:
+        found = service.code_by_slug(db, code)
+        if found is None or not found.active:
+            return _not_found(request)
+        url = service.qr_image(db, found, assignee)
+    if url is None:
+        return _not_found(request)
+    body = _IMAGES.get(url)
+    if body is None:
+        try:
+            got = httpx.get(url, timeout=5.0, follow_redirects=True)
+            got.raise_for_status()
+        except httpx.HTTPError as exc:
+            log.warning("channel code %s: WeCom QR image not fetched: %s", code, exc)
+            return Response("QR image unavailable", status_code=502, media_type="text/plain")
+        body = got.content[:MAX_IMAGE_BYTES]
+        if len(_IMAGES) >= MAX_IMAGES:
+            _IMAGES.clear()
+        _IMAGES[url] = body
+    return Response(body, media_type="image/png", headers={"Cache-Control": QR_CACHE})
