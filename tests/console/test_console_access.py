@@ -47,6 +47,8 @@ PUBLIC_ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/c/{code}/qr.svg"): "public: a channel code's QR image",
     ("GET", "/c/{code}/qr.png"): "public: a channel code's QR image",
     ("GET", "/c/{code}/way/{assignee}.png"): "public: WeCom's QR image for a code, via the server",
+    ("GET", "/p/{slug}"): "public: a published landing page (records the visit, no IP)",
+    ("POST", "/p/{slug}/lead"): "public: a landing page's lead form (rate limited, honeypot)",
     ("GET", "/hooks/wecom/{workspace}"): "public: WeCom callback (signature-checked)",
     ("POST", "/hooks/wecom/{workspace}"): "public: WeCom callback (signature-checked)",
     ("POST", "/api/v1/events"): "API token (CurrentWorkspace)",
