@@ -190,5 +190,5 @@ def test_strict_mode_excludes_at_once_and_dismissal_restores(c: Community) -> No
     with session_scope(c.engine) as s:
         with pytest.raises(fraud.FraudError):
             fraud.set_review_mode(s, c.ws_id, "lenient")
-        with pytest.raises(fraud.FraudError):
+        with pytest.raises(fraud.SuspectNotFound):
             fraud.confirm(s, c.ws_id, ids["h0"], "owner@example.com")

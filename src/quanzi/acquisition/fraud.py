@@ -19,13 +19,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, exists, select
 from sqlalchemy.orm import Session, aliased
 
 from quanzi.acquisition.models import InviteSuspect
 from quanzi.core.members.models import DailyActivity, InviteFlag, Join, Leave, Member
 from quanzi.core.workspaces.models import Workspace
 from quanzi.kit.clock import DAY_US, HOUR_US, LocalCalendar, now_us
+from quanzi.kit.errors import InvalidParameter, NotFound
 
 KINDS = ("self_invite", "quick_leave", "sybil_burst", "shared_device")
 STATUSES = ("suspected", "confirmed", "dismissed")
@@ -36,8 +37,12 @@ BURST_WINDOW_US = 10 * 60 * 1_000_000
 YOUNG_US = 7 * DAY_US
 
 
-class FraudError(LookupError):
-    """No such suspect, or a bad value."""
+class FraudError(InvalidParameter):
+    """A bad value (e.g. an unknown review mode)."""
+
+
+class SuspectNotFound(NotFound):
+    """No suspected invite for that member in this workspace."""
 
 
 @dataclass
@@ -197,7 +202,7 @@ def _unflag(session: Session, ws_id: int, member_id: int) -> None:
 def review_mode(session: Session, ws_id: int) -> str:
     ws = session.get(Workspace, ws_id)
     if ws is None:
-        raise FraudError("workspace not found")
+        raise NotFound("workspace not found")
     return ws.invite_review_mode or "review"
 
 
@@ -207,7 +212,7 @@ def set_review_mode(session: Session, ws_id: int, mode: str) -> None:
         raise FraudError(f"unknown review mode: {mode}")
     ws = session.get(Workspace, ws_id)
     if ws is None:
-        raise FraudError("workspace not found")
+        raise NotFound("workspace not found")
     ws.invite_review_mode = mode
     rows = session.scalars(
         select(InviteSuspect).where(
@@ -275,7 +280,18 @@ def _suspect(session: Session, ws_id: int, member_id: int) -> InviteSuspect:
         )
     )
     if row is None:
-        raise FraudError(f"no suspected invite for member {member_id}")
+        raise SuspectNotFound(f"no suspected invite for member {member_id}")
+    return row
+
+
+def _verdict(
+    session: Session, ws_id: int, member_id: int, status: str, by: str, note: str | None
+) -> InviteSuspect:
+    row = _suspect(session, ws_id, member_id)
+    row.status, row.reviewed_by, row.reviewed_at_us = status, by, now_us()
+    if note is not None:
+        row.note = note
+    _unflag(session, ws_id, member_id)  # a confirmation replaces an "auto:" reason
     return row
 
 
@@ -283,17 +299,9 @@ def confirm(
     session: Session, ws_id: int, member_id: int, by: str, note: str | None = None
 ) -> InviteSuspect:
     """The operator's verdict: fraud. The invite is flagged (neither valid nor pending)."""
-    row = _suspect(session, ws_id, member_id)
-    row.status, row.reviewed_by, row.reviewed_at_us = "confirmed", by, now_us()
-    if note is not None:
-        row.note = note
-    _unflag(session, ws_id, member_id)  # replace an "auto:" reason with the operator's
-    _flag(
-        session,
-        ws_id,
-        member_id,
-        f"confirmed by {by}: " + ",".join(str(s["kind"]) for s in row.signals),
-    )
+    row = _verdict(session, ws_id, member_id, "confirmed", by, note)
+    kinds = ",".join(str(s["kind"]) for s in row.signals)
+    _flag(session, ws_id, member_id, f"confirmed by {by}: {kinds}")
     return row
 
 
@@ -301,11 +309,7 @@ def dismiss(
     session: Session, ws_id: int, member_id: int, by: str, note: str | None = None
 ) -> InviteSuspect:
     """The operator's verdict: not fraud. Any flag (automatic or earlier confirmed) is removed."""
-    row = _suspect(session, ws_id, member_id)
-    row.status, row.reviewed_by, row.reviewed_at_us = "dismissed", by, now_us()
-    if note is not None:
-        row.note = note
-    _unflag(session, ws_id, member_id)
+    row = _verdict(session, ws_id, member_id, "dismissed", by, note)
     session.flush()
     return row
 
@@ -330,6 +334,7 @@ def list_suspects(
     *,
     status: str | None = None,
     kind: str | None = None,
+    group_ids: frozenset[int] | None = None,
     limit: int = 200,
     offset: int = 0,
 ) -> tuple[list[SuspectRow], int]:
@@ -345,6 +350,14 @@ def list_suspects(
     )
     if status:
         q = q.where(InviteSuspect.status == status)
+    if group_ids is not None:  # an operator sees invites into their groups only
+        q = q.where(
+            exists().where(
+                Join.workspace_id == ws_id,
+                Join.member_id == InviteSuspect.member_id,
+                Join.group_id.in_(group_ids),
+            )
+        )
     rows = []
     for sus, mkey, mname, ikey, iname in session.execute(q):
         if kind and kind not in [s["kind"] for s in sus.signals]:
