@@ -72,17 +72,26 @@ def test_self_invite_own_and_mutual(c: Community) -> None:
     assert how == {mid(c, "me"): "own_inviter", mid(c, "x"): "mutual"}
 
 
-def test_quick_leave_inside_the_hold_window_only(c: Community) -> None:
+def test_quick_leave_needs_an_inviter_whose_invitees_keep_leaving(c: Community) -> None:
     honest(c)
-    c.add("member.joined", t(D, "09:00"), group="g2", member="q1", inviter="boss")
-    c.add("member.left", t("2026-03-04", "08:00"), group="g2", member="q1")  # 47 h later
-    c.add("member.joined", t(D, "09:00"), group="g2", member="q2", inviter="boss")
-    c.add("member.left", t("2026-03-06", "08:00"), group="g2", member="q2")  # 95 h: kept
+    # boss: one of seven invitees quits after 47 h: churn, no signal
+    c.add("member.joined", t(D, "09:00"), group="g2", member="q0", inviter="boss")
+    c.add("member.left", t("2026-03-04", "08:00"), group="g2", member="q0")
+    # pump: three invitees, two quit inside 72 h, one after 95 h (outside the window)
+    c.add("member.joined", t(D, "08:00"), group="g1", member="pump")
+    for k, left in enumerate(["2026-03-03T10:00", "2026-03-04T08:00", "2026-03-06T08:00"]):
+        c.add("member.joined", t(D, "09:00"), group="g2", member=f"q{k + 1}", inviter="pump")
+        day, hm = left.split("T")
+        c.add("member.left", t(day, hm), group="g2", member=f"q{k + 1}")
+    assert found(c) == {}  # two of three: below the minimum of three
+    c.add("member.joined", t(D, "09:30"), group="g2", member="q4", inviter="pump")
+    c.add("member.left", t(D, "12:30"), group="g2", member="q4")
     f = found(c)
-    assert f == {"q1": ["quick_leave"]}
+    assert f == {"q1": ["quick_leave"], "q2": ["quick_leave"], "q4": ["quick_leave"]}
     with session_scope(c.engine) as s:
-        (sus,) = fraud.detect(s, c.ws_id, CAL)
-        assert sus.signals[0]["detail"]["hours"] == 47.0
+        details = {x.member_id: x.signals[0]["detail"] for x in fraud.detect(s, c.ws_id, CAL)}
+    assert details[mid(c, "q2")] == {"hours": 47.0, "inviter_quick": 3, "inviter_invites": 4}
+    assert details[mid(c, "q4")]["hours"] == 3.0
 
 
 def test_sybil_burst_of_silent_new_accounts(c: Community) -> None:

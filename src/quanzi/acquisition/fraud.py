@@ -3,7 +3,9 @@
 Signals (each invitee gets one Suspect holding every signal that fired):
 - self_invite: the join names the invitee as its own inviter, or the inviter's own first join
   was an invite by this invitee (a mutual pair inviting each other).
-- quick_leave: the invitee left the group within the hold window (72 h) after the invited join.
+- quick_leave: the invitee left the group within the hold window (72 h) after the invited join,
+  and so did at least QUICK_MIN (3) of the same inviter's invitees, half or more of their invites
+  (a lone early leaver is churn, and the invites report already counts it as not valid).
 - sybil_burst: >= BURST_SIZE brand-new members invited by one inviter within BURST_WINDOW who
   never post within the hold window; a ring led by a young inviter (first join < 7 days before)
   is named as such in the detail.
@@ -35,6 +37,9 @@ HOLD_US = 72 * HOUR_US
 BURST_SIZE = 5
 BURST_WINDOW_US = 10 * 60 * 1_000_000
 YOUNG_US = 7 * DAY_US
+# quick_leave: at least this many of one inviter's invitees left within the hold window, and at
+# least half of all that inviter's invites.
+QUICK_MIN = 3
 
 
 class FraudError(InvalidParameter):
@@ -133,6 +138,8 @@ def detect(
         if kind not in sus.kinds:
             sus.signals.append({"kind": kind, "detail": detail})
 
+    invited: dict[int, int] = {}
+    quick: dict[int, list[tuple[_Invite, int]]] = {}
     for inv in invites:
         if inv.inviter_id == inv.member_id:
             signal(inv, "self_invite", {"how": "own_inviter", "at_us": inv.ts_us})
@@ -143,8 +150,22 @@ def detect(
             for t in leaves.get((inv.member_id, inv.group_id), [])
             if inv.ts_us <= t <= inv.ts_us + HOLD_US
         ]
-        if gone and inv.inviter_id != inv.member_id:
-            signal(inv, "quick_leave", {"hours": round((min(gone) - inv.ts_us) / HOUR_US, 1)})
+        if inv.inviter_id != inv.member_id:
+            invited[inv.inviter_id] = invited.get(inv.inviter_id, 0) + 1
+            if gone:
+                quick.setdefault(inv.inviter_id, []).append((inv, min(gone) - inv.ts_us))
+
+    # A lone early leaver is ordinary churn, and its invite is already not valid (left within the
+    # hold window): only an inviter whose invitees keep leaving that fast is worth a review.
+    for inviter_id, left in quick.items():
+        if len(left) >= QUICK_MIN and 2 * len(left) >= invited[inviter_id]:
+            for inv, after in left:
+                detail = {
+                    "hours": round(after / HOUR_US, 1),
+                    "inviter_quick": len(left),
+                    "inviter_invites": invited[inviter_id],
+                }
+                signal(inv, "quick_leave", detail)
 
     # Sybil bursts: per inviter, silent brand-new invitees, any BURST_SIZE of them within the window.
     by_inviter: dict[int, list[_Invite]] = {}

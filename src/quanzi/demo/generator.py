@@ -91,13 +91,21 @@ class DemoSpec:
     groups: int = 24
     end_day: date | None = None
     activity: float = 1.0
+    # Opt-in: plant invite fraud with ground truth (`plant_fraud`); off, nothing changes.
+    fraud: bool = False
 
     def resolved(self) -> DemoSpec:
         """The same spec with `end_day` filled in."""
         if self.end_day is not None:
             return self
         return DemoSpec(
-            self.seed, self.members, self.days, self.groups, default_end_day(), self.activity
+            self.seed,
+            self.members,
+            self.days,
+            self.groups,
+            default_end_day(),
+            self.activity,
+            self.fraud,
         )
 
     @property
@@ -1465,3 +1473,110 @@ _CITY_CUM = _cum([float(w) for _c, w in C.CITIES])
 
 def _weighted_city(r: float) -> str:
     return C.CITIES[_pick(_CITY_CUM, r)][0]
+
+
+# --- Opt-in invite fraud (DemoSpec.fraud): planted on top, with ground truth -----------------
+# Kept apart from _Community so that without --fraud every output stays byte-identical: the
+# planted events come from their own random stream and are merged into the base stream by time.
+
+FRAUD_KINDS = ("self_invite", "quick_leave", "sybil_burst")
+
+
+def plant_fraud(
+    spec: DemoSpec, events: Iterator[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], dict[str, list[str]]]:
+    """The base events with planted invite fraud merged in time order, and the ground truth:
+    for each kind, the member keys of the invitees that carry it (what a detector should flag)."""
+    base = list(events)
+    rng = random.Random(f"fraud:{spec.seed}:{spec.key}")
+    groups = [e["group"] for e in base if e["type"] == "group.created"]
+    dismissed = {e["group"] for e in base if e["type"] == "group.dismissed"}
+    groups = [g for g in groups if g not in dismissed]
+    first: dict[str, datetime] = {}
+    for e in base:
+        if e["type"] == "member.joined" and not e.get("is_staff") and e["member"] not in first:
+            first[e["member"]] = datetime.fromisoformat(e["ts"])
+    start = datetime.fromisoformat(base[0]["ts"])
+    end = datetime.fromisoformat(base[-1]["ts"])
+    lo, hi = start + timedelta(days=10), end - timedelta(days=4)
+    span = (hi - lo).total_seconds()
+    platform = base[0]["platform"]
+    out: list[dict[str, Any]] = []
+    truth: dict[str, list[str]] = {k: [] for k in FRAUD_KINDS}
+    seq = iter(range(1_000_000))
+
+    def when() -> datetime:
+        return lo + timedelta(seconds=int(rng.random() * span))
+
+    def key() -> str:
+        return f"fr{spec.key}{next(seq):06d}"
+
+    def ev(t: datetime, type_: str, **fields: Any) -> None:
+        out.append(
+            {
+                "id": f"{spec.event_prefix}fraud-{len(out):06d}",
+                "type": type_,
+                "ts": t.isoformat(),
+                "platform": platform,
+                **fields,
+            }
+        )
+
+    def older_than(t: datetime, days: int) -> str:
+        """An existing member whose first join was at least `days` before t."""
+        while True:
+            m = rng.choice(sorted_members)
+            if first[m] <= t - timedelta(days=days):
+                return m
+
+    sorted_members = sorted(first)
+    scale = max(1, spec.members // 100)
+    for k in range(scale):  # self-invites: own inviter, or a pair inviting each other
+        t = when()
+        if k % 2 == 0:
+            z = key()
+            ev(t, "member.joined", group=rng.choice(groups), member=z, inviter=z, via="invite")
+            truth["self_invite"].append(z)
+        else:
+            x, y = older_than(t, 1), key()
+            g1, g2 = rng.sample(groups, 2)
+            ev(t, "member.joined", group=g1, member=y, inviter=x, via="invite")
+            later = t + timedelta(minutes=rng.randint(10, 120))
+            ev(later, "member.joined", group=g2, member=x, inviter=y, via="invite")
+            truth["self_invite"].append(x)
+    for k in range(max(1, scale // 5)):  # invite-and-quit: 3-7 throwaway invitees leave in 72 h
+        t, g = when(), rng.choice(groups)
+        if k % 2 == 0:
+            pumper = key()
+            ev(t - timedelta(hours=rng.randint(1, 48)), "member.joined", group=g, member=pumper)
+        else:
+            pumper = older_than(t, 1)
+        for _ in range(rng.randint(3, 7)):
+            q, at = key(), t + timedelta(minutes=rng.randint(0, 24 * 60))
+            ev(at, "member.joined", group=g, member=q, inviter=pumper, via="invite")
+            gone = at + timedelta(minutes=rng.randint(30, 70 * 60))
+            ev(gone, "member.left", group=g, member=q, via="quit")
+            truth["quick_leave"].append(q)
+    for k in range(max(1, spec.members // 300)):  # sybil rings, half led by a young account
+        t = when()
+        g = rng.choice(groups)
+        if k % 2 == 0:
+            leader = key()
+            ev(t - timedelta(hours=rng.randint(24, 120)), "member.joined", group=g, member=leader)
+        else:
+            leader = older_than(t, 8)
+        offsets = sorted(rng.randint(0, 9 * 60) for _ in range(rng.randint(5, 8)))
+        for off in offsets:
+            s = key()
+            ev(
+                t + timedelta(seconds=off),
+                "member.joined",
+                group=g,
+                member=s,
+                inviter=leader,
+                via="invite",
+            )
+            truth["sybil_burst"].append(s)
+    out.sort(key=lambda e: (e["ts"], e["id"]))
+    merged = list(heapq.merge(base, out, key=lambda e: (e["ts"], e["id"])))
+    return merged, {k: sorted(v) for k, v in truth.items()}

@@ -35,8 +35,13 @@ def _explain(sig: dict[str, object]) -> str:
         return gettext("The member is named as their own inviter.")
     if kind == "quick_leave":
         return gettext(
-            "Left the group %(hours)s hours after being invited, inside the hold window."
-        ) % {"hours": detail.get("hours")}
+            "Left the group %(hours)s hours after being invited, inside the hold window; "
+            "%(quick)s of the inviter's %(total)s invitees left as fast."
+        ) % {
+            "hours": detail.get("hours"),
+            "quick": detail.get("inviter_quick"),
+            "total": detail.get("inviter_invites"),
+        }
     if kind == "sybil_burst":
         text = gettext(
             "One of %(n)s brand-new members the same inviter brought in within 10 minutes; none posted within 72 hours."
