@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import json
+from datetime import date, datetime
 
+import orjson
 import pytest
 from community import Community
 from sqlalchemy import Engine, select
+from typer.testing import CliRunner
 
 from quanzi.acquisition import fraud
 from quanzi.acquisition.models import InviteSuspect
+from quanzi.cli.main import app
+from quanzi.config import get_settings
 from quanzi.core.members.models import InviteFlag, Member
-from quanzi.db.engine import session_scope
-from quanzi.kit.clock import LocalCalendar, to_us
+from quanzi.core.workspaces.service import get_or_create_workspace
+from quanzi.db.engine import get_engine, session_scope
+from quanzi.demo.generator import FRAUD_KINDS, DemoSpec, fraud_truth_path, generate, plant_fraud
+from quanzi.demo.loader import demo_file
+from quanzi.kit.clock import LocalCalendar, day_number, to_us
 
 D = "2026-03-02"
 CAL = LocalCalendar("Asia/Shanghai")
@@ -201,3 +209,32 @@ def test_strict_mode_excludes_at_once_and_dismissal_restores(c: Community) -> No
             fraud.set_review_mode(s, c.ws_id, "lenient")
         with pytest.raises(fraud.SuspectNotFound):
             fraud.confirm(s, c.ws_id, ids["h0"], "owner@example.com")
+
+
+def test_demo_fraud_planting_is_opt_in_deterministic_and_detected(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("QUANZI_DATABASE_URL", sqlite_url)
+    get_settings.cache_clear()
+    small = ["--members", "600", "--days", "30", "--groups", "12", "--end-day", "2026-10-31"]
+    res = CliRunner().invoke(app, ["demo", "-w", "fr", "--fraud", "--no-serve", *small])
+    assert res.exit_code == 0, res.output
+    spec = DemoSpec(42, 600, 30, 12, date(2026, 10, 31), fraud=True)
+    path = demo_file(spec).with_name(demo_file(spec).stem + "-fraud.jsonl")
+    truth = json.loads(fraud_truth_path(path).read_text())["kinds"]
+    assert {k: len(v) >= 5 for k, v in truth.items()} == dict.fromkeys(FRAUD_KINDS, True)
+    again, truth2 = plant_fraud(
+        spec, generate(42, members=600, days=30, groups=12, end_day=spec.end_day)
+    )
+    assert path.read_bytes() == b"".join(orjson.dumps(e) + b"\n" for e in again)
+    assert truth2 == truth
+    base = list(generate(42, members=600, days=30, groups=12, end_day=spec.end_day))
+    assert [e for e in again if "-fraud-" not in e["id"]] == base  # the base is untouched
+    engine = get_engine(sqlite_url)
+    with session_scope(engine) as s:
+        ws = get_or_create_workspace(s, "fr").id
+        keys = dict(s.execute(select(Member.id, Member.member_key)).all())
+        sus = fraud.detect(s, ws, CAL, as_of_us=CAL.day_start_us(day_number(date(2026, 11, 1))))
+    for kind in FRAUD_KINDS:
+        flagged = {keys[x.member_id] for x in sus if kind in x.kinds}
+        assert flagged == set(truth[kind]), kind

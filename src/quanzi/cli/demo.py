@@ -15,7 +15,12 @@ from quanzi.cli.users import ensure_user, generate_password
 from quanzi.core.groups.models import Group
 from quanzi.core.workspaces.service import create_token, get_or_create_workspace, validate_name
 from quanzi.db.engine import get_engine
-from quanzi.demo.generator import DemoSpec, estimate_events
+from quanzi.demo.generator import (
+    DemoSpec,
+    estimate_events,
+    fraud_truth_path,
+    write_fraud_events,
+)
 from quanzi.demo.loader import (
     count_lines,
     delete_workspace,
@@ -47,6 +52,12 @@ def demo(
     activity: float = typer.Option(
         1.0, "--activity", min=0.0, max=100.0, help="Chat volume multiplier."
     ),
+    fraud: bool = typer.Option(
+        False,
+        "--fraud",
+        help="Plant invite fraud (self-invites, quick leavers, sybil rings) with ground truth "
+        "written beside the events file.",
+    ),
     reset: bool = typer.Option(
         False, "--reset", help="Delete the workspace and everything in it first."
     ),
@@ -67,7 +78,7 @@ def demo(
     with cli_session() as session:
         ws_id = get_or_create_workspace(session, workspace).id
 
-    state = demo_state(engine, ws_id, DemoSpec(seed, members, days, groups, end, activity))
+    state = demo_state(engine, ws_id, DemoSpec(seed, members, days, groups, end, activity, fraud))
     spec = state.spec
     assert spec.end_day is not None
     if state.stored_end_day is not None and state.stored_end_day != spec.end_day:
@@ -115,9 +126,14 @@ def _load(
     engine: Engine, ws_id: int, workspace: str, spec: DemoSpec, window: str, *, resumed: bool
 ) -> None:
     path = demo_file(spec)
+    if spec.fraud:
+        path = path.with_name(path.stem + "-fraud.jsonl")
     began = time.monotonic()
     if path.exists():
         total = count_lines(path)
+    elif spec.fraud:
+        total = write_fraud_events(spec, path)
+        console.print(f"truth      {fraud_truth_path(path)}", highlight=False)
     else:
         estimate = estimate_events(spec.members, spec.groups, spec.days, spec.activity)
         with _progress("生成 generate") as progress:

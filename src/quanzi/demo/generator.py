@@ -36,6 +36,7 @@ import random
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import Any, TypeVar
 
 import orjson
@@ -1580,3 +1581,32 @@ def plant_fraud(
     out.sort(key=lambda e: (e["ts"], e["id"]))
     merged = list(heapq.merge(base, out, key=lambda e: (e["ts"], e["id"])))
     return merged, {k: sorted(v) for k, v in truth.items()}
+
+
+def fraud_truth_path(events_path: Path) -> Path:
+    """The ground truth of a --fraud community, beside its events file."""
+    return events_path.with_name(events_path.stem + ".truth.json")
+
+
+def write_fraud_events(spec: DemoSpec, path: Path) -> int:
+    """Write the community with planted fraud to `path` and its ground truth beside it (each
+    atomically); return the line count."""
+    base = generate(
+        spec.seed,
+        members=spec.members,
+        days=spec.days,
+        groups=spec.groups,
+        end_day=spec.end_day,
+        activity=spec.activity,
+    )
+    events, truth = plant_fraud(spec, base)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    truth_doc = {"kinds": truth, "note": "member keys of the invitees a detector should flag"}
+    for target, data in (
+        (fraud_truth_path(path), orjson.dumps(truth_doc, option=orjson.OPT_INDENT_2)),
+        (path, b"".join(orjson.dumps(e) + b"\n" for e in events)),
+    ):
+        tmp = target.with_name(f".{target.name}.tmp")
+        tmp.write_bytes(data)
+        tmp.replace(target)
+    return len(events)
