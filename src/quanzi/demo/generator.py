@@ -1591,15 +1591,7 @@ def fraud_truth_path(events_path: Path) -> Path:
 def write_fraud_events(spec: DemoSpec, path: Path) -> int:
     """Write the community with planted fraud to `path` and its ground truth beside it (each
     atomically); return the line count."""
-    base = generate(
-        spec.seed,
-        members=spec.members,
-        days=spec.days,
-        groups=spec.groups,
-        end_day=spec.end_day,
-        activity=spec.activity,
-    )
-    events, truth = plant_fraud(spec, base)
+    events, truth = plant_fraud(spec, _Community(spec.resolved()).run())
     path.parent.mkdir(parents=True, exist_ok=True)
     truth_doc = {"kinds": truth, "note": "member keys of the invitees a detector should flag"}
     for target, data in (
