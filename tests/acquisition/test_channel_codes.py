@@ -102,7 +102,7 @@ def test_link_redirects_and_records_scan_without_ip(engine: Engine) -> None:
         service.update_code(s, ws, cid, active=False)
     with TestClient(create_app(engine)) as c:
         r = c.get(f"/c/{slug}", follow_redirects=False)
-        assert r.status_code == 404 and "no longer in use" in r.text
+        assert r.status_code == 404 and "该活码已失效" in r.text  # visitors get Chinese by default
 
 
 def test_landing_redirect(engine: Engine) -> None:
@@ -131,7 +131,7 @@ def test_rotation_round_robin_cap_and_fallback(
         for _ in range(5):
             r = c.get(f"/c/{slug}")
             assert r.status_code == 200
-        assert "not ready" in r.text  # WeCom is not connected
+        assert "尚未就绪" in r.text  # WeCom is not connected
         assert "<img" not in r.text
     with session_scope(engine) as s:
         got = [v.assigned for v in s.scalars(select(ChannelVisit).order_by(ChannelVisit.id))]
