@@ -49,6 +49,12 @@ def action_labels() -> dict[str, str]:
         "team.reactivated": gettext("Reactivated a colleague"),
         "import.events": gettext("Imported events"),
         "action.requested": gettext("Requested a platform action"),
+        "invite.confirmed": gettext("Confirmed an invite as fraud"),
+        "invite.dismissed": gettext("Dismissed a suspected invite"),
+        "invite.mode_changed": gettext("Changed the invite review mode"),
+        "invite.rescanned": gettext("Re-scanned invites for fraud"),
+        "channel.created": gettext("Created a channel code"),
+        "channel.updated": gettext("Changed a channel code"),
         "action.retried": gettext("Retried a platform action"),
     }
 
