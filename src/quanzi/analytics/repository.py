@@ -33,6 +33,7 @@ from quanzi.core.members.models import (
     Membership,
     MemberWeek,
 )
+from quanzi.core.members.repository import invitee_flagged, left_within_hold
 from quanzi.core.workspaces.models import Workspace
 
 # Monday of the ISO week of a day number, in SQL; the offset keeps `%` non-negative for any
@@ -685,14 +686,8 @@ def invite_facts(
     (by inviters from anywhere), "new" meaning the invitee's first join within the scope."""
     invitee = member_view(s, ws, scope)
     inviter = aliased(Member)
-    left = exists().where(
-        Leave.workspace_id == ws,
-        Leave.member_id == Join.member_id,
-        Leave.group_id == Join.group_id,
-        Leave.ts_us >= Join.ts_us,
-        Leave.ts_us <= Join.ts_us + hold_us,
-    )
-    flagged = exists().where(InviteFlag.workspace_id == ws, InviteFlag.member_id == Join.member_id)
+    left = left_within_hold(ws, hold_us)
+    flagged = invitee_flagged(ws)
     q = (
         select(
             Join.inviter_id,

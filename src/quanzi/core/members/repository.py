@@ -280,6 +280,23 @@ def messages_per_day(
     return [(int(d), int(n)) for d, n in s.execute(q)]
 
 
+def left_within_hold(ws: int, hold_us: int) -> Any:
+    """The joined member left that group within the hold window after the join (metrics.md:
+    such an invite is not valid). Correlated with the query's `Join`."""
+    return exists().where(
+        Leave.workspace_id == ws,
+        Leave.member_id == Join.member_id,
+        Leave.group_id == Join.group_id,
+        Leave.ts_us >= Join.ts_us,
+        Leave.ts_us <= Join.ts_us + hold_us,
+    )
+
+
+def invitee_flagged(ws: int) -> Any:
+    """An operator confirmed the joined member's invite as fraud (InviteFlag)."""
+    return exists().where(InviteFlag.workspace_id == ws, InviteFlag.member_id == Join.member_id)
+
+
 def invitees(
     s: Session, ws: int, inviter_ids: list[int], group_ids: Collection[int] | None, hold_us: int
 ) -> Iterator[Any]:
@@ -287,14 +304,8 @@ def invitees(
     with what decides validity: a new member's first join, left that group within the hold
     window, fraud-flagged."""
     invitee = aliased(Member)
-    left = exists().where(
-        Leave.workspace_id == ws,
-        Leave.member_id == Join.member_id,
-        Leave.group_id == Join.group_id,
-        Leave.ts_us >= Join.ts_us,
-        Leave.ts_us <= Join.ts_us + hold_us,
-    )
-    flagged = exists().where(InviteFlag.workspace_id == ws, InviteFlag.member_id == Join.member_id)
+    left = left_within_hold(ws, hold_us)
+    flagged = invitee_flagged(ws)
     q = (
         select(
             Join.inviter_id,
