@@ -14,13 +14,11 @@ from collections import OrderedDict
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from quanzi.analytics import repository as repo
 from quanzi.analytics import service
 from quanzi.analytics.params import DEFAULT_HOLD_HOURS, DEFAULT_WEEKS, ReportParams, iso
-from quanzi.core.workspaces.models import Workspace
 from quanzi.kit.clock import HOUR_US, LocalCalendar, now_us
 
 SERIES_DAYS = 90
@@ -284,23 +282,13 @@ def clear_cache() -> None:
         _cache.clear()
 
 
-def _key(
-    s: Session, ws: int, cal: LocalCalendar, scope: repo.Scope, d: int, staff: list[int]
-) -> tuple[Any, ...]:
-    """Everything a dashboard's figures depend on besides the time: the database and
-    workspace, its time zone, scope and day, the latest event applied (every ingest raises
-    it) and the operator data outside the event log (staff marks, fraud flags)."""
-    created = s.scalar(select(Workspace.created_at_us).where(Workspace.id == ws))
+def _key(s: Session, ws: int, scope: repo.Scope, d: int) -> tuple[Any, ...]:
+    """Everything a dashboard's figures depend on besides the time: the workspace's data
+    version (its latest event, staff marks, fraud flags, time zone), the scope and the day."""
     return (
-        str(s.get_bind().engine.url),
-        ws,
-        created,
-        str(cal.tz),
+        repo.data_version(s, ws),
         None if scope is None else tuple(sorted(scope)),
         d,
-        repo.last_event_seq(s, ws),
-        tuple(sorted(staff)),
-        tuple(repo.invite_flag_ids(s, ws)),
     )
 
 
@@ -332,7 +320,7 @@ def dashboard(
     s, ws, scope = session, ws_id, group_ids
     d = cal.today() - 1 if day is None else day
     staff = repo.staff_ids(s, ws)
-    key = _key(s, ws, cal, scope, d, staff)
+    key = _key(s, ws, scope, d)
     with _cache_lock:
         hit = _cache.get(key)
         if hit is not None:
