@@ -9,6 +9,8 @@ from quanzi.acquisition.models import (
     LandingPageVersion,
     LandingVisit,
     Lead,
+    Media,
+    PosterTemplate,
 )
 from quanzi.commerce.models import Order, Refund
 from quanzi.connectors.models import ConnectorAction
@@ -65,11 +67,13 @@ __all__ = [
     "Lead",
     "Leave",
     "LoginAttempt",
+    "Media",
     "Member",
     "MemberTag",
     "MemberWeek",
     "Membership",
     "Order",
+    "PosterTemplate",
     "Refund",
     "Tag",
     "TagGroup",

@@ -11,6 +11,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -62,6 +63,12 @@ class ChannelVisit(Base):
     )  # wechat | wecom | ios | android | desktop | bot | other
     # Which staff or group the rotation handed this visit to, when the target rotates.
     assigned: Mapped[str | None] = mapped_column(String(64))
+    # A member's personal invite state (?m=m:<b36>) when the visit came through their poster.
+    ref: Mapped[str | None] = mapped_column(String(32))
+    # Keyed blind indexes (workspace key) of the visitor's network (/24, /48) and of network +
+    # User-Agent, for the shared-device fraud signal. Never the address itself.
+    net_digest: Mapped[str | None] = mapped_column(String(64))
+    device_digest: Mapped[str | None] = mapped_column(String(64))
 
 
 Index("ix_channel_visits_code_day", ChannelVisit.code_id, ChannelVisit.day)
@@ -114,6 +121,11 @@ class LandingPage(Base):
     name: Mapped[str] = mapped_column(String(100))
     draft: Mapped[dict[str, Any]] = mapped_column(JSON)  # the builder's blocks, unpublished
     published_version_id: Mapped[int | None] = mapped_column(Integer)  # None: unpublished
+    # A/B test: variant B's draft and published version, and the share of traffic it gets
+    # (0 = no test, every visitor sees A). A visitor keeps their variant (cookie).
+    draft_b: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    published_b_version_id: Mapped[int | None] = mapped_column(Integer)
+    split_b: Mapped[int] = mapped_column(Integer, default=0)
     created_at_us: Mapped[int] = mapped_column(BigInteger)
     updated_at_us: Mapped[int] = mapped_column(BigInteger)
 
@@ -128,6 +140,7 @@ class LandingPageVersion(Base):
     workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
     page_id: Mapped[int] = mapped_column(ForeignKey("landing_pages.id", ondelete="CASCADE"))
     version: Mapped[int] = mapped_column(Integer)
+    variant: Mapped[str] = mapped_column(String(1), default="A")  # A | B
     content: Mapped[dict[str, Any]] = mapped_column(JSON)
     html: Mapped[str] = mapped_column(Text)
     consent_text: Mapped[str] = mapped_column(Text)
@@ -150,6 +163,8 @@ class LandingVisit(Base):
     ua_class: Mapped[str] = mapped_column(String(16))
     at_us: Mapped[int] = mapped_column(BigInteger)
     day: Mapped[int] = mapped_column(Integer)
+    net_digest: Mapped[str | None] = mapped_column(String(64))  # as ChannelVisit
+    device_digest: Mapped[str | None] = mapped_column(String(64))
 
 
 Index("ix_landing_visits_page_day", LandingVisit.page_id, LandingVisit.day)
@@ -178,5 +193,53 @@ class Lead(Base):
     consent_version: Mapped[int] = mapped_column(Integer)
     submissions: Mapped[int] = mapped_column(Integer, default=1)
     member_id: Mapped[int | None] = mapped_column(ForeignKey("members.id", ondelete="SET NULL"))
+    linked_by: Mapped[str | None] = mapped_column(String(8))  # phone | state
+    linked_at_us: Mapped[int | None] = mapped_column(BigInteger)
+    net_digest: Mapped[str | None] = mapped_column(String(64))  # as ChannelVisit
+    device_digest: Mapped[str | None] = mapped_column(String(64))
+    created_at_us: Mapped[int] = mapped_column(BigInteger)
+    updated_at_us: Mapped[int] = mapped_column(BigInteger)
+
+
+Index("ix_leads_ws_device", Lead.workspace_id, Lead.device_digest)
+Index("ix_leads_ws_member", Lead.workspace_id, Lead.member_id)
+
+
+class Media(Base):
+    """An uploaded image, resized and compressed on upload (Pillow), served at /m/<id>-<sha8>."""
+
+    __tablename__ = "media"
+    __table_args__ = (UniqueConstraint("workspace_id", "sha256"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    sha256: Mapped[str] = mapped_column(String(64))  # of the stored (re-encoded) bytes
+    name: Mapped[str] = mapped_column(String(100))  # the uploaded file's name, for people
+    purpose: Mapped[str] = mapped_column(String(16))  # banner | proof | qr | poster | avatar
+    content_type: Mapped[str] = mapped_column(String(32))  # image/jpeg | image/png
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    size: Mapped[int] = mapped_column(Integer)  # bytes stored
+    original_size: Mapped[int] = mapped_column(Integer)  # bytes uploaded
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    created_by: Mapped[str | None] = mapped_column(String(254))
+    created_at_us: Mapped[int] = mapped_column(BigInteger)
+
+
+class PosterTemplate(Base):
+    """How a workspace's share posters look: background, copy, and the channel code they join."""
+
+    __tablename__ = "poster_templates"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    workspace_id: Mapped[int] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100))
+    background_media_id: Mapped[int | None] = mapped_column(
+        ForeignKey("media.id", ondelete="SET NULL")
+    )
+    copy_text: Mapped[str] = mapped_column(Text)
+    channel_code_id: Mapped[int | None] = mapped_column(
+        ForeignKey("channel_codes.id", ondelete="SET NULL")
+    )
     created_at_us: Mapped[int] = mapped_column(BigInteger)
     updated_at_us: Mapped[int] = mapped_column(BigInteger)
