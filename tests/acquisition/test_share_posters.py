@@ -50,7 +50,7 @@ def test_the_qr_code_carries_the_members_state() -> None:
     box = (WIDTH - 80 - QR_SIZE, HEIGHT - 80 - QR_SIZE, WIDTH - 80, HEIGHT - 80)
     expected = _open(_qr_png(url)).resize((QR_SIZE, QR_SIZE), Image.Resampling.NEAREST)
     assert ImageChops.difference(img.crop(box), expected).getbbox() is None
-    assert member_state(1234) == "mya" and len(member_state(10**12)) <= 30
+    assert member_state(1234) == "m:ya" and len(member_state(10**12)) <= 30
 
 
 def _qr_png(url: str) -> bytes:

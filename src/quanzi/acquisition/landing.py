@@ -9,6 +9,7 @@ blind index; the consent text and the version it came with are stored with it (P
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import secrets
@@ -112,10 +113,43 @@ def page_of(session: Session, ws_id: int, page_id: int) -> LandingPage:
     return page
 
 
-def save_draft(session: Session, ws_id: int, page_id: int, content: dict[str, Any]) -> None:
+VARIANTS = ("A", "B")
+
+
+def _variant(variant: str) -> str:
+    if variant not in VARIANTS:
+        raise InvalidParameter("variant: A or B")
+    return variant
+
+
+def save_draft(
+    session: Session, ws_id: int, page_id: int, content: dict[str, Any], variant: str = "A"
+) -> None:
+    """Keep the builder's blocks for variant A (the page) or B (its A/B challenger)."""
     check_content(content)
     page = page_of(session, ws_id, page_id)
-    page.draft = content
+    if _variant(variant) == "A":
+        page.draft = content
+    else:
+        page.draft_b = content
+    page.updated_at_us = now_us()
+
+
+def set_split(session: Session, ws_id: int, page_id: int, split_b: int) -> None:
+    """Send `split_b` percent of new visitors to variant B (0 ends the test: everyone sees A)."""
+    if isinstance(split_b, bool) or not isinstance(split_b, int) or not 0 <= split_b <= 100:
+        raise InvalidParameter("split: a whole percentage from 0 to 100")
+    page = page_of(session, ws_id, page_id)
+    if split_b and page.published_b_version_id is None:
+        raise InvalidParameter("split: publish variant B before sending traffic to it")
+    page.split_b = split_b
+    page.updated_at_us = now_us()
+
+
+def drop_variant_b(session: Session, ws_id: int, page_id: int) -> None:
+    """End the A/B test and forget B's draft; B's published versions (and visits) stay."""
+    page = page_of(session, ws_id, page_id)
+    page.draft_b, page.published_b_version_id, page.split_b = None, None, 0
     page.updated_at_us = now_us()
 
 
@@ -136,6 +170,7 @@ def render_page(
     error: str | None = None,
     values: dict[str, str] | None = None,
     thanks: bool = False,
+    version_id: int | None = None,
 ) -> str:
     return (
         _env()
@@ -146,6 +181,7 @@ def render_page(
             error=error,
             values=values or {},
             thanks=thanks,
+            version_id=version_id,
             countdown_days=(
                 None
                 if content.countdown_until is None
@@ -155,10 +191,16 @@ def render_page(
     )
 
 
-def publish(session: Session, ws_id: int, page_id: int, by: str | None) -> LandingPageVersion:
-    """A new published version of the draft: validated, rendered once, kept for ever."""
+def publish(
+    session: Session, ws_id: int, page_id: int, by: str | None, variant: str = "A"
+) -> LandingPageVersion:
+    """A new published version of a variant's draft: validated, rendered once, kept for ever.
+    Versions are numbered per page across both variants."""
     page = page_of(session, ws_id, page_id)
-    content = check_content(page.draft)
+    draft = page.draft if _variant(variant) == "A" else page.draft_b
+    if draft is None:
+        raise InvalidParameter("variant: B has no draft yet")
+    content = check_content(draft)
     last = session.scalar(
         select(LandingPageVersion.version)
         .where(LandingPageVersion.page_id == page.id)
@@ -169,20 +211,31 @@ def publish(session: Session, ws_id: int, page_id: int, by: str | None) -> Landi
         workspace_id=ws_id,
         page_id=page.id,
         version=(last or 0) + 1,
+        variant=variant,
         content=json.loads(content.model_dump_json()),
-        html=render_page(page.slug, content),
+        html="",
         consent_text=content.consent_text,
         published_by=by,
         published_at_us=now_us(),
     )
     session.add(version)
     session.flush()
-    page.published_version_id = version.id
+    # The version id is in the form, so a lead records the version its visitor saw.
+    version.html = render_page(page.slug, content, version_id=version.id)
+    if variant == "A":
+        page.published_version_id = version.id
+    else:
+        page.published_b_version_id = version.id
+    page.updated_at_us = now_us()
     return version
 
 
 def unpublish(session: Session, ws_id: int, page_id: int) -> None:
-    page_of(session, ws_id, page_id).published_version_id = None
+    """Take the page offline (both variants); its versions, visits and leads are kept."""
+    page = page_of(session, ws_id, page_id)
+    page.published_version_id = None
+    page.published_b_version_id, page.split_b = None, 0
+    page.updated_at_us = now_us()
 
 
 @dataclass(frozen=True)
@@ -191,6 +244,7 @@ class Published:
     page_id: int
     version_id: int
     version: int
+    variant: str
     slug: str
     html: str
     content: LandingContent
@@ -201,28 +255,33 @@ _PUBLISHED: dict[int, Published] = {}  # version id -> rendered version (version
 _PUBLISHED_LOCK = threading.Lock()
 
 
-def published(session: Session, slug: str) -> Published:
-    """The live version of /p/<slug>; its HTML is read from the database once per version."""
-    row = session.execute(
-        select(LandingPage.workspace_id, LandingPage.id, LandingPage.published_version_id).where(
-            LandingPage.slug == slug
-        )
-    ).first()
-    if row is None or row[2] is None:
-        raise NotFound("this page does not exist or is no longer published")
-    ws_id, page_id, version_id = int(row[0]), int(row[1]), int(row[2])
+def variant_for(slug: str, visitor: str | None, split_b: int) -> str:
+    """The variant a visitor sees: a stable hash of (page, visitor) against the split, so a
+    returning visitor keeps theirs; without a visitor id, a fair coin."""
+    if split_b <= 0:
+        return "A"
+    if visitor is None:
+        return "B" if secrets.randbelow(100) < split_b else "A"
+    bucket = int.from_bytes(hashlib.sha256(f"{slug}\0{visitor}".encode()).digest()[:4], "big")
+    return "B" if bucket % 100 < split_b else "A"
+
+
+def _load_version(session: Session, version_id: int, slug: str) -> Published:
     with _PUBLISHED_LOCK:
         hit = _PUBLISHED.get(version_id)
     if hit is not None:
         return hit
     v = session.get(LandingPageVersion, version_id)
-    tz = session.scalar(select(Workspace.timezone).where(Workspace.id == ws_id))
-    assert v is not None and tz is not None
+    if v is None:
+        raise NotFound("this page does not exist or is no longer published")
+    tz = session.scalar(select(Workspace.timezone).where(Workspace.id == v.workspace_id))
+    assert tz is not None
     found = Published(
-        ws_id,
-        page_id,
+        v.workspace_id,
+        v.page_id,
         v.id,
         v.version,
+        v.variant,
         slug,
         v.html,
         LandingContent.model_validate(v.content),
@@ -231,6 +290,47 @@ def published(session: Session, slug: str) -> Published:
     with _PUBLISHED_LOCK:
         _PUBLISHED[version_id] = found
     return found
+
+
+def published(session: Session, slug: str, visitor: str | None = None) -> Published:
+    """The live version of /p/<slug> for this visitor (A, or B for their share of an A/B
+    test); a version's HTML is read from the database once and then served from memory."""
+    row = session.execute(
+        select(
+            LandingPage.published_version_id,
+            LandingPage.published_b_version_id,
+            LandingPage.split_b,
+        ).where(LandingPage.slug == slug)
+    ).first()
+    if row is None or row[0] is None:
+        raise NotFound("this page does not exist or is no longer published")
+    version_id = int(row[0])
+    if row[1] is not None and variant_for(slug, visitor, int(row[2] or 0)) == "B":
+        version_id = int(row[1])
+    return _load_version(session, version_id, slug)
+
+
+def published_version(session: Session, slug: str, version_id: int | None) -> Published:
+    """The version a lead form came from, when it is a live or past version of this page;
+    otherwise the page's live version A (a stale or forged `v` never moves a lead elsewhere)."""
+    if version_id is not None:
+        owner = session.execute(
+            select(LandingPageVersion.id)
+            .join(LandingPage, LandingPage.id == LandingPageVersion.page_id)
+            .where(
+                LandingPageVersion.id == version_id,
+                LandingPage.slug == slug,
+                LandingPage.published_version_id.is_not(None),
+            )
+        ).first()
+        if owner is not None:
+            return _load_version(session, version_id, slug)
+    live_a = session.scalar(
+        select(LandingPage.published_version_id).where(LandingPage.slug == slug)
+    )
+    if live_a is None:
+        raise NotFound("this page does not exist or is no longer published")
+    return _load_version(session, int(live_a), slug)
 
 
 def record_visit(session: Session, page: Published, channel: str | None, ua_class: str) -> None:

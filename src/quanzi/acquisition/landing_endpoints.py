@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import secrets
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Query, Request
@@ -51,14 +53,27 @@ def _page_headers(response: HTMLResponse) -> HTMLResponse:
     return response
 
 
+VISITOR_COOKIE = "qzv"
+VISITOR_RE = re.compile(r"^[A-Za-z0-9_-]{16,32}$")
+
+
 @router.get("/p/{slug}")
 def landing_page(slug: str, request: Request, channel: Channel = None) -> HTMLResponse:
     engine = request_engine(request)
+    visitor = request.cookies.get(VISITOR_COOKIE, "")
+    fresh = not VISITOR_RE.match(visitor)
+    if fresh:
+        visitor = secrets.token_urlsafe(12)
     with session_scope(engine, read_only=True) as s:
-        page = landing.published(s, slug)
+        page = landing.published(s, slug, visitor)
     with session_scope(engine) as s:
         landing.record_visit(s, page, channel, ua_class(request.headers.get("user-agent", "")))
-    return _page_headers(HTMLResponse(page.html))
+    response = _page_headers(HTMLResponse(page.html))
+    if fresh:  # keeps an A/B visitor on their variant; nothing else is read from it
+        response.set_cookie(
+            VISITOR_COOKIE, visitor, max_age=90 * 86400, httponly=True, samesite="lax"
+        )
+    return response
 
 
 @router.post("/p/{slug}/lead")
@@ -70,13 +85,14 @@ async def submit_lead(
     phone: Annotated[str, Form(max_length=40)] = "",
     consent: Annotated[str, Form(max_length=10)] = "",
     website: Annotated[str, Form(max_length=200)] = "",
+    v: Annotated[int | None, Form(ge=1, le=2**31)] = None,
 ) -> HTMLResponse:
     _visitor_locale(request)
     form = await request.form()
     extra = {k[2:]: v[:1000] for k, v in form.items() if k.startswith("f_") and isinstance(v, str)}
     engine = request_engine(request)
     with session_scope(engine, read_only=True) as s:
-        page = landing.published(s, slug)
+        page = landing.published_version(s, slug, v)
     values = {
         "name": name,
         "phone": phone,
@@ -93,7 +109,11 @@ async def submit_lead(
         pass
     except (InvalidParameter, landing.TooManyLeads) as exc:
         html = landing.render_page(
-            slug, page.content, error=translate_error(str(exc)), values=values
+            slug,
+            page.content,
+            error=translate_error(str(exc)),
+            values=values,
+            version_id=page.version_id,
         )
         return _page_headers(HTMLResponse(html, status_code=exc.status_code))
     except NotFound:

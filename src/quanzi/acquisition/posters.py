@@ -19,6 +19,7 @@ from pathlib import Path
 import segno
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
+from quanzi.acquisition.states import member_state as member_state  # posters carry it
 from quanzi.config import get_settings
 from quanzi.kit.errors import InvalidParameter, QuanziError
 
@@ -147,14 +148,3 @@ def poster(spec: PosterSpec) -> bytes:
     tmp.write_bytes(data)
     os.replace(tmp, path)  # whole or not at all, even with two renderers at once
     return data
-
-
-def member_state(member_id: int) -> str:
-    """A member's invite `state` (WeCom allows 30 characters): m<base-36 id>."""
-    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
-    n, out = member_id, ""
-    while True:
-        n, r = divmod(n, 36)
-        out = digits[r] + out
-        if n == 0:
-            return "m" + out
