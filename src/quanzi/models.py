@@ -12,6 +12,18 @@ from quanzi.acquisition.models import (
     Media,
     PosterTemplate,
 )
+from quanzi.campaigns.models import (
+    Bargain,
+    Campaign,
+    CampaignAction,
+    CampaignTeam,
+    Gift,
+    Participant,
+    Reward,
+    RewardClaim,
+    RewardCode,
+    TeamSeat,
+)
 from quanzi.commerce.models import Order, Refund
 from quanzi.connectors.models import ConnectorAction
 from quanzi.connectors.wecom.models import (
@@ -47,6 +59,10 @@ from quanzi.team.models import (
 __all__ = [
     "ApiToken",
     "AuditEntry",
+    "Bargain",
+    "Campaign",
+    "CampaignAction",
+    "CampaignTeam",
     "ChannelCode",
     "ChannelRotation",
     "ChannelVisit",
@@ -54,6 +70,7 @@ __all__ = [
     "ContactEvent",
     "DailyActivity",
     "EventRecord",
+    "Gift",
     "Group",
     "GroupAssignment",
     "GroupChange",
@@ -73,11 +90,16 @@ __all__ = [
     "MemberWeek",
     "Membership",
     "Order",
+    "Participant",
     "PosterTemplate",
     "Refund",
+    "Reward",
+    "RewardClaim",
+    "RewardCode",
     "Tag",
     "TagGroup",
     "TeamMember",
+    "TeamSeat",
     "User",
     "WebSession",
     "WecomCallback",
