@@ -49,6 +49,7 @@ PUBLIC_ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/c/{code}/way/{assignee}.png"): "public: WeCom's QR image for a code, via the server",
     ("GET", "/p/{slug}"): "public: a published landing page (records the visit, no IP)",
     ("POST", "/p/{slug}/lead"): "public: a landing page's lead form (rate limited, honeypot)",
+    ("GET", "/m/{name}"): "public: an uploaded image of a landing page or poster (immutable)",
     ("GET", "/hooks/wecom/{workspace}"): "public: WeCom callback (signature-checked)",
     ("POST", "/hooks/wecom/{workspace}"): "public: WeCom callback (signature-checked)",
     ("POST", "/api/v1/events"): "API token (CurrentWorkspace)",

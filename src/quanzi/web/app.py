@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 import quanzi
 from quanzi.acquisition.endpoints import router as channel_codes_router
 from quanzi.acquisition.landing_endpoints import router as landing_router
+from quanzi.acquisition.media_endpoints import router as media_router
 from quanzi.analytics.endpoints import router as reports_router
 from quanzi.connectors.wecom.callbacks import router as wecom_hooks_router
 from quanzi.core.events.endpoints import router as events_router
@@ -65,6 +66,7 @@ def create_app(engine: Engine | None = None, *, run_jobs: bool = False) -> FastA
     app.include_router(wecom_hooks_router)
     app.include_router(channel_codes_router)
     app.include_router(landing_router)
+    app.include_router(media_router)
 
     @app.get("/healthz", tags=["ops"], summary="Liveness and database check")
     def healthz(request: Request) -> JSONResponse:
