@@ -19,7 +19,7 @@ from collections import deque
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
-from typing import Any
+from typing import Annotated, Any
 
 import phonenumbers
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -55,6 +55,10 @@ class LandingContent(BaseModel):
     banner_url: str | None = Field(default=None, max_length=500, pattern=r"^(/|https://)")
     benefits: list[str] = Field(default_factory=list, max_length=8)
     testimonials: list[str] = Field(default_factory=list, max_length=6)
+    # Check-in screenshots and other proof: uploaded images (/m/...) shown under the testimonials.
+    proof_images: list[Annotated[str, Field(max_length=500, pattern=r"^(/|https://)")]] = Field(
+        default_factory=list, max_length=6
+    )
     countdown_until: datetime | None = None
     stock_left: int | None = Field(default=None, ge=0, le=1_000_000)
     form: bool = True
