@@ -6,7 +6,7 @@ import sys
 
 import typer
 
-from quanzi.cli import admin, demo, ingest, report, serve, users, wecom
+from quanzi.cli import admin, campaign, demo, ingest, report, serve, users, wecom
 from quanzi.cli.common import err_console
 from quanzi.kit.errors import QuanziError
 
@@ -18,7 +18,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-for module in (ingest, report, admin, users, demo, serve, wecom):
+for module in (ingest, report, admin, users, demo, serve, wecom, campaign):
     module.register(app)
 
 
