@@ -3,8 +3,9 @@
     .venv/bin/python bench/fraud.py [--members 3000] [--seed 42]
 
 The demo generator's base community plus `plant_fraud` (self-invites, quick leavers, sybil rings
-half led by young accounts, each with ground truth) is ingested into a fresh SQLite file;
-`detect` runs as of the window's end. For each kind: planted, flagged, true positives,
+half led by young accounts, device / network / poster farms with families, offices and a kiosk
+as innocent controls, each with ground truth) is ingested into a fresh SQLite file, the planted
+leads and poster visits stored; `detect` runs as of the window's end. For each kind: planted, flagged, true positives,
 precision and recall. A suspect counts for every kind of signal it carries. Target (issue 6):
 precision ≥ 0.9 and recall ≥ 0.9 per kind on 3,000 members.
 """
@@ -26,6 +27,7 @@ from quanzi.core.events.service import ingest_lines
 from quanzi.core.members.models import Member
 from quanzi.core.workspaces.service import get_or_create_workspace
 from quanzi.db.engine import get_engine, session_scope
+from quanzi.demo.fraud_leads import load_planted_acquisition
 from quanzi.demo.generator import FRAUD_KINDS, DemoSpec, generate, plant_fraud
 from quanzi.kit.clock import LocalCalendar
 
@@ -40,7 +42,7 @@ def main() -> int:
     args = ap.parse_args()
     spec = DemoSpec(args.seed, args.members, end_day=END_DAY, fraud=True).resolved()
     base = generate(spec.seed, members=spec.members, days=spec.days, end_day=END_DAY)
-    events, truth = plant_fraud(spec, base)
+    events, truth, acquisition = plant_fraud(spec, base)
     with tempfile.TemporaryDirectory() as tmp:
         engine = get_engine(f"sqlite:///{Path(tmp) / 'fraud.db'}")
         with session_scope(engine) as s:
@@ -48,6 +50,7 @@ def main() -> int:
         t0 = time.perf_counter()
         rep = ingest_lines(engine, ws_id, [orjson.dumps(e) for e in events])
         t_ingest = time.perf_counter() - t0
+        n_leads, n_visits = load_planted_acquisition(engine, ws_id, acquisition)
         cal = LocalCalendar("Asia/Shanghai")
         with session_scope(engine) as s:
             t1 = time.perf_counter()
@@ -58,6 +61,7 @@ def main() -> int:
     print(
         f"community    {spec.members:,} members, {len(events):,} events ({len(rep.refused)} refused)"
     )
+    print(f"planted      {n_leads:,} leads, {n_visits:,} poster visits")
     print(
         f"ingest       {t_ingest:.1f} s;  detect {t_detect * 1000:.0f} ms, {len(suspects)} suspects"
     )

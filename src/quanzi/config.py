@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     max_ingest_body: int = 32 * 1024 * 1024
     # Minutes between two scheduled WeCom syncs of a workspace; 0 turns the schedule off.
     wecom_sync_minutes: int = Field(default=30, ge=0)
+    # Minutes between two scheduled invite-fraud re-scans of a workspace whose data changed
+    # (quanzi.acquisition.fraud_jobs); 0 turns the schedule off.
+    fraud_scan_minutes: int = Field(default=10, ge=0)
 
     def resolved_database_url(self) -> str:
         if self.database_url:

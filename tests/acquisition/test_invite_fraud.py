@@ -8,17 +8,24 @@ from datetime import date, datetime
 import orjson
 import pytest
 from community import Community
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 from typer.testing import CliRunner
 
 from quanzi.acquisition import fraud
-from quanzi.acquisition.models import InviteSuspect
+from quanzi.acquisition.models import InviteSuspect, Lead
 from quanzi.cli.main import app
 from quanzi.config import get_settings
 from quanzi.core.members.models import InviteFlag, Member
 from quanzi.core.workspaces.service import get_or_create_workspace
 from quanzi.db.engine import get_engine, session_scope
-from quanzi.demo.generator import FRAUD_KINDS, DemoSpec, fraud_truth_path, generate, plant_fraud
+from quanzi.demo.generator import (
+    FRAUD_KINDS,
+    DemoSpec,
+    fraud_acquisition_path,
+    fraud_truth_path,
+    generate,
+    plant_fraud,
+)
 from quanzi.demo.loader import demo_file
 from quanzi.kit.clock import LocalCalendar, day_number, to_us
 
@@ -223,11 +230,12 @@ def test_demo_fraud_planting_is_opt_in_deterministic_and_detected(
     path = demo_file(spec).with_name(demo_file(spec).stem + "-fraud.jsonl")
     truth = json.loads(fraud_truth_path(path).read_text())["kinds"]
     assert {k: len(v) >= 5 for k, v in truth.items()} == dict.fromkeys(FRAUD_KINDS, True)
-    again, truth2 = plant_fraud(
+    again, truth2, planted = plant_fraud(
         spec, generate(42, members=600, days=30, groups=12, end_day=spec.end_day)
     )
     assert path.read_bytes() == b"".join(orjson.dumps(e) + b"\n" for e in again)
     assert truth2 == truth
+    assert json.loads(fraud_acquisition_path(path).read_text()) == planted
     base = list(generate(42, members=600, days=30, groups=12, end_day=spec.end_day))
     assert [e for e in again if "-fraud-" not in e["id"]] == base  # the base is untouched
     engine = get_engine(sqlite_url)
@@ -235,6 +243,13 @@ def test_demo_fraud_planting_is_opt_in_deterministic_and_detected(
         ws = get_or_create_workspace(s, "fr").id
         keys = dict(s.execute(select(Member.id, Member.member_key)).all())
         sus = fraud.detect(s, ws, CAL, as_of_us=CAL.day_start_us(day_number(date(2026, 11, 1))))
+        leads = s.scalar(select(func.count()).select_from(Lead).where(Lead.workspace_id == ws))
     for kind in FRAUD_KINDS:
         flagged = {keys[x.member_id] for x in sus if kind in x.kinds}
         assert flagged == set(truth[kind]), kind
+    # Honest leads (families, offices, a kiosk, scattered) outnumber the planted fraud.
+    assert leads is not None and leads > 2 * len(truth["shared_device"])
+    # A second run stores nothing twice.
+    res = CliRunner().invoke(app, ["demo", "-w", "fr", "--fraud", "--no-serve", *small])
+    assert res.exit_code == 0, res.output
+    assert "leads      0 planted leads, 0 poster visits" in res.output

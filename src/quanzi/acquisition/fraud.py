@@ -9,8 +9,11 @@ Signals (each invitee gets one Suspect holding every signal that fired):
 - sybil_burst: >= BURST_SIZE brand-new members invited by one inviter within BURST_WINDOW who
   never post within the hold window; a ring led by a young inviter (first join < 7 days before)
   is named as such in the detail.
-- shared_device: needs the landing-page leads (device/network fingerprints); we keep no IPs,
-  so it is not computed yet.
+- shared_device: the invitee's landing-page lead came from the same device as the leads of at
+  least DEVICE_MIN - 1 other invitees of the same inviter within 24 h, or from the same network
+  as NETWORK_MIN - 1 others within 1 h, or from a device that opened that inviter's poster
+  (ChannelVisit.ref) at least POSTER_VISITS_MIN times within 24 h and sent the leads of at least
+  POSTER_LEADS_MIN of their invitees. Devices and networks are keyed digests, never addresses.
 
 Review: an operator confirms (an InviteFlag: the invite is neither valid nor pending) or
 dismisses. In "strict" mode suspects are flagged at once; a dismissal unflags.
@@ -21,10 +24,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import delete, exists, select
+from sqlalchemy import delete, exists, func, select
 from sqlalchemy.orm import Session, aliased
 
-from quanzi.acquisition.models import InviteSuspect
+from quanzi.acquisition.models import ChannelVisit, InviteSuspect, Lead
+from quanzi.acquisition.states import parse_state
 from quanzi.core.members.models import DailyActivity, InviteFlag, Join, Leave, Member
 from quanzi.core.workspaces.models import Workspace
 from quanzi.kit.clock import DAY_US, HOUR_US, LocalCalendar, now_us
@@ -40,6 +44,18 @@ YOUNG_US = 7 * DAY_US
 # quick_leave: at least this many of one inviter's invitees left within the hold window, and at
 # least half of all that inviter's invites.
 QUICK_MIN = 3
+# shared_device: distinct invitees of one inviter whose leads came from one device within the
+# window. 4, because a family of 2-3 sharing a phone is ordinary.
+DEVICE_MIN = 4
+DEVICE_WINDOW_US = 24 * HOUR_US
+# ... or from one network (an office, a campus or a carrier NAT share one) within a short window.
+NETWORK_MIN = 10
+NETWORK_WINDOW_US = HOUR_US
+# ... or from a device that opened the inviter's poster this often within the window (an honest
+# invitee opens it once or twice) and sent the leads of at least this many of their invitees.
+POSTER_VISITS_MIN = 8
+POSTER_LEADS_MIN = 2
+POSTER_WINDOW_US = 24 * HOUR_US
 
 
 class FraudError(InvalidParameter):
@@ -194,7 +210,135 @@ def detect(
         young = fj is not None and members[0].ts_us - fj < YOUNG_US
         for inv in members:
             signal(inv, "sybil_burst", {"ring": len(members), "young_leader": young})
+
+    for inv, detail in _shared_device(session, ws_id, as_of, invites):
+        signal(inv, "shared_device", detail)
     return [out[k] for k in sorted(out)]
+
+
+def _clusters(
+    items: list[tuple[int, int]], window_us: int, least: int
+) -> dict[int, tuple[int, int]]:
+    """For (ts, member) pairs sorted by ts: each member inside some window of `window_us` that
+    holds at least `least` distinct members -> (distinct members, span in µs) of the largest."""
+    out: dict[int, tuple[int, int]] = {}
+    lo = 0
+    for hi in range(len(items)):
+        while items[hi][0] - items[lo][0] > window_us:
+            lo += 1
+        members = {m for _t, m in items[lo : hi + 1]}
+        if len(members) < least:
+            continue
+        span = items[hi][0] - items[lo][0]
+        for m in members:
+            if m not in out or len(members) > out[m][0]:
+                out[m] = (len(members), span)
+    return out
+
+
+def _shared_device(
+    session: Session, ws_id: int, as_of: int, invites: list[_Invite]
+) -> list[tuple[_Invite, dict[str, Any]]]:
+    """The invites whose invitee's lead shares a device or network with the leads of other
+    invitees of the same inviter (see the module's docstring for the rules)."""
+    pair: dict[tuple[int, int], _Invite] = {}  # (inviter, invitee) -> their first invite
+    inviters_of: dict[int, list[int]] = {}
+    for inv in invites:
+        if inv.inviter_id != inv.member_id and (inv.inviter_id, inv.member_id) not in pair:
+            pair[(inv.inviter_id, inv.member_id)] = inv
+            inviters_of.setdefault(inv.member_id, []).append(inv.inviter_id)
+    by_device: dict[tuple[int, str], list[tuple[int, int]]] = {}
+    by_net: dict[tuple[int, str], list[tuple[int, int]]] = {}
+    for lead_member, device, net, at in session.execute(
+        select(Lead.member_id, Lead.device_digest, Lead.net_digest, Lead.created_at_us).where(
+            Lead.workspace_id == ws_id, Lead.member_id.is_not(None), Lead.created_at_us <= as_of
+        )
+    ):
+        mid = int(lead_member or 0)
+        for inviter_id in inviters_of.get(mid, []):
+            if device:
+                by_device.setdefault((inviter_id, device), []).append((int(at), mid))
+            if net:
+                by_net.setdefault((inviter_id, net), []).append((int(at), mid))
+    found: dict[tuple[int, int], dict[str, Any]] = {}
+
+    def mark(inviter_id: int, member_id: int, detail: dict[str, Any]) -> None:
+        # The first rule that fires is kept; a larger poster burst replaces a smaller one.
+        had = found.get((inviter_id, member_id))
+        if had is None or (
+            had["via"] == detail["via"] == "poster" and detail["visits"] > had["visits"]
+        ):
+            found[(inviter_id, member_id)] = detail
+
+    rules = (
+        ("device", by_device, DEVICE_WINDOW_US, DEVICE_MIN),
+        ("network", by_net, NETWORK_WINDOW_US, NETWORK_MIN),
+    )
+    for via, groups, window_us, least in rules:
+        for (inviter_id, _digest), items in sorted(groups.items()):
+            items.sort()
+            for member_id, (n, span) in _clusters(items, window_us, least).items():
+                detail = {"via": via, "invitees": n, "span_min": round(span / 60_000_000)}
+                mark(inviter_id, member_id, detail | {"window_h": window_us // HOUR_US})
+
+    # Poster visits: bursts of one device opening one inviter's poster.
+    visits: dict[tuple[int, str], list[int]] = {}
+    for ref, device, at in session.execute(
+        select(ChannelVisit.ref, ChannelVisit.device_digest, ChannelVisit.at_us).where(
+            ChannelVisit.workspace_id == ws_id,
+            ChannelVisit.ref.is_not(None),
+            ChannelVisit.device_digest.is_not(None),
+            ChannelVisit.at_us <= as_of,
+        )
+    ):
+        state = parse_state(ref)
+        if state.kind == "member" and state.id is not None:
+            visits.setdefault((state.id, str(device)), []).append(int(at))
+    for (inviter_id, device), times in sorted(visits.items()):
+        leads = by_device.get((inviter_id, device))
+        if not leads or len(times) < POSTER_VISITS_MIN:
+            continue
+        times.sort()
+        lo = 0
+        for hi in range(len(times)):
+            while times[hi] - times[lo] > POSTER_WINDOW_US:
+                lo += 1
+            count = hi - lo + 1
+            if count < POSTER_VISITS_MIN:
+                continue
+            first, last = times[lo], times[hi]
+            near = {
+                m for at, m in leads if first - POSTER_WINDOW_US <= at <= last + POSTER_WINDOW_US
+            }
+            if len(near) < POSTER_LEADS_MIN:
+                continue
+            for member_id in near:
+                detail = {
+                    "via": "poster",
+                    "visits": count,
+                    "invitees": len(near),
+                    "span_min": round((last - first) / 60_000_000),
+                    "window_h": POSTER_WINDOW_US // HOUR_US,
+                }
+                mark(inviter_id, member_id, detail)
+    return [(pair[key], found[key]) for key in sorted(found)]
+
+
+def next_judgement_us(
+    session: Session, ws_id: int, cal: LocalCalendar, as_of_us: int
+) -> int | None:
+    """The next instant after `as_of_us` at which `detect` may say more with no new data: when
+    a recent invite's hold window ends (a sybil ring is judged then), or None."""
+    lo_day = cal.day_of(as_of_us - HOLD_US) - 1  # the (workspace, day) index bounds the scan
+    first = session.scalar(
+        select(func.min(Join.ts_us)).where(
+            Join.workspace_id == ws_id,
+            Join.day >= lo_day,
+            Join.inviter_id.is_not(None),
+            Join.ts_us + HOLD_US > as_of_us,
+        )
+    )
+    return None if first is None else int(first) + HOLD_US
 
 
 def _flag(session: Session, ws_id: int, member_id: int, reason: str) -> None:

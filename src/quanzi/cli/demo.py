@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -15,9 +16,11 @@ from quanzi.cli.users import ensure_user, generate_password
 from quanzi.core.groups.models import Group
 from quanzi.core.workspaces.service import create_token, get_or_create_workspace, validate_name
 from quanzi.db.engine import get_engine
+from quanzi.demo.fraud_leads import load_planted_file
 from quanzi.demo.generator import (
     DemoSpec,
     estimate_events,
+    fraud_acquisition_path,
     fraud_truth_path,
     write_fraud_events,
 )
@@ -99,6 +102,12 @@ def demo(
         )
     else:
         _load(engine, ws_id, workspace, spec, window, resumed=state.started)
+    if spec.fraud:  # leads are not events: stored after the ingest (idempotent)
+        path = _fraud_path(spec)
+        if not fraud_acquisition_path(path).exists():
+            write_fraud_events(spec, path)  # the same bytes again, with the leads beside them
+        leads, visits = load_planted_file(engine, ws_id, fraud_acquisition_path(path))
+        console.print(f"leads      {leads} planted leads, {visits} poster visits", highlight=False)
 
     with cli_session() as session:
         token = create_token(session, get_or_create_workspace(session, workspace), name="demo")
@@ -125,9 +134,7 @@ def _progress(label: str) -> Progress:
 def _load(
     engine: Engine, ws_id: int, workspace: str, spec: DemoSpec, window: str, *, resumed: bool
 ) -> None:
-    path = demo_file(spec)
-    if spec.fraud:
-        path = path.with_name(path.stem + "-fraud.jsonl")
+    path = _fraud_path(spec) if spec.fraud else demo_file(spec)
     began = time.monotonic()
     if path.exists():
         total = count_lines(path)
@@ -157,6 +164,11 @@ def _load(
     if report.refused:
         # The generator only writes valid events: a refusal is a bug in it or in ingest.
         raise typer.Exit(1)
+
+
+def _fraud_path(spec: DemoSpec) -> Path:
+    path = demo_file(spec)
+    return path.with_name(path.stem + "-fraud.jsonl")
 
 
 DEMO_TEAM = (

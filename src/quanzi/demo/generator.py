@@ -1480,14 +1480,16 @@ def _weighted_city(r: float) -> str:
 # Kept apart from _Community so that without --fraud every output stays byte-identical: the
 # planted events come from their own random stream and are merged into the base stream by time.
 
-FRAUD_KINDS = ("self_invite", "quick_leave", "sybil_burst")
+FRAUD_KINDS = ("self_invite", "quick_leave", "sybil_burst", "shared_device")
 
 
 def plant_fraud(
     spec: DemoSpec, events: Iterator[dict[str, Any]]
-) -> tuple[list[dict[str, Any]], dict[str, list[str]]]:
-    """The base events with planted invite fraud merged in time order, and the ground truth:
-    for each kind, the member keys of the invitees that carry it (what a detector should flag)."""
+) -> tuple[list[dict[str, Any]], dict[str, list[str]], dict[str, list[dict[str, str]]]]:
+    """The base events with planted invite fraud merged in time order, the ground truth (for
+    each kind, the member keys of the invitees that carry it: what a detector should flag), and
+    the landing-page leads and poster visits the shared-device fraud and its innocent controls
+    leave (`load_planted_acquisition` stores them; leads and visits are not events)."""
     base = list(events)
     rng = random.Random(f"fraud:{spec.seed}:{spec.key}")
     groups = [e["group"] for e in base if e["type"] == "group.created"]
@@ -1578,9 +1580,136 @@ def plant_fraud(
                 via="invite",
             )
             truth["sybil_burst"].append(s)
+    acquisition = _plant_shared_device(
+        _Planting(spec, ev, key, when, older_than, sorted_members, groups), base, truth
+    )
     out.sort(key=lambda e: (e["ts"], e["id"]))
     merged = list(heapq.merge(base, out, key=lambda e: (e["ts"], e["id"])))
-    return merged, {k: sorted(v) for k, v in truth.items()}
+    return merged, {k: sorted(v) for k, v in truth.items()}, acquisition
+
+
+@dataclass(frozen=True)
+class _Planting:
+    """What plant_fraud's kinds share: the spec, the event writer and the member pickers."""
+
+    spec: DemoSpec
+    ev: Callable[..., None]
+    key: Callable[[], str]
+    when: Callable[[], datetime]
+    older_than: Callable[[datetime, int], str]
+    members: list[str]  # existing non-staff members, sorted
+    groups: list[str]
+
+
+def _plant_shared_device(
+    pl: _Planting, base: list[dict[str, Any]], truth: dict[str, list[str]]
+) -> dict[str, list[dict[str, str]]]:
+    """Device farms (>= 4 invitees' leads from one phone), network farms (>= 10 from one network
+    within an hour), poster farms (one phone opening an inviter's poster >= 8 times and sending
+    2-3 invitees' leads), and innocent controls: families of 2-3 sharing a phone, office
+    networks and a shop's kiosk with honest leads spread over days, scattered honest leads and
+    poster visits. Device and network names are labels; the loader stores keyed digests."""
+    spec = pl.spec
+    rng = random.Random(f"fraud-device:{spec.seed}:{spec.key}")
+    leads: list[dict[str, str]] = []
+    visits: list[dict[str, str]] = []
+    first: dict[str, datetime] = {}
+    inviter_of: dict[str, str] = {}
+    for e in base:
+        if e["type"] == "member.joined" and not e.get("is_staff"):
+            first.setdefault(e["member"], datetime.fromisoformat(e["ts"]))
+            if e.get("inviter"):
+                inviter_of.setdefault(e["member"], e["inviter"])
+    seq = iter(range(1_000_000))
+
+    def label(kind: str) -> str:
+        return f"{kind}-{next(seq)}"
+
+    def lead(member: str, t: datetime, device: str, net: str) -> None:
+        leads.append({"member": member, "at": t.isoformat(), "device": device, "net": net})
+
+    def visit(inviter: str, t: datetime, device: str, net: str) -> None:
+        visits.append({"inviter": inviter, "at": t.isoformat(), "device": device, "net": net})
+
+    def invitee(inviter: str, t: datetime, group: str) -> str:
+        m = pl.key()
+        pl.ev(t, "member.joined", group=group, member=m, inviter=inviter, via="invite")
+        return m
+
+    def minutes(a: int, b: int) -> timedelta:
+        return timedelta(minutes=rng.randint(a, b))
+
+    farms = max(2, spec.members // 600)
+    for k in range(farms):  # one phone registering 4-7 accounts for one inviter, >= 12 min apart
+        t, g = pl.when(), rng.choice(pl.groups)
+        boss = pl.older_than(t, 2) if k % 2 else pl.key()
+        if k % 2 == 0:
+            pl.ev(t - timedelta(hours=rng.randint(2, 30)), "member.joined", group=g, member=boss)
+        device, net = label("dev"), label("net")
+        for _ in range(rng.randint(4, 7)):
+            t += minutes(12, 90)
+            m = invitee(boss, t, g)
+            lead(m, t - minutes(1, 5), device, net)
+            truth["shared_device"].append(m)
+    for _k in range(max(1, spec.members // 1000)):  # 10-14 phones on one network within the hour
+        t, g = pl.when(), rng.choice(pl.groups)
+        boss, net = pl.older_than(t, 2), label("net")
+        for _ in range(rng.randint(10, 14)):
+            t += minutes(3, 5)  # never 5 within 10 minutes: not a sybil burst
+            m = invitee(boss, t, g)
+            lead(m, t - minutes(1, 2), label("dev"), net)
+            truth["shared_device"].append(m)
+    for _k in range(max(1, spec.members // 1000)):  # one phone scanning a poster 8-14 times
+        t, g = pl.when(), rng.choice(pl.groups)
+        boss, device, net = pl.older_than(t, 2), label("dev"), label("net")
+        for _ in range(rng.randint(8, 14)):
+            visit(boss, t + minutes(0, 240), device, net)
+        for _ in range(rng.randint(2, 3)):
+            t += minutes(15, 60)
+            m = invitee(boss, t, g)
+            lead(m, t - minutes(1, 5), device, net)
+            truth["shared_device"].append(m)
+    # Innocent controls: none of these may be flagged.
+    for _k in range(
+        spec.members // 150
+    ):  # a family of 2-3 on one phone, each scanning once or twice
+        t, g = pl.when(), rng.choice(pl.groups)
+        parent, device, net = pl.older_than(t, 2), label("dev"), label("net")
+        for _ in range(rng.randint(2, 3)):
+            t += minutes(2, 20)
+            for _ in range(rng.randint(1, 2)):
+                visit(parent, t - minutes(1, 10), device, net)
+            m = invitee(parent, t, g)
+            lead(m, t - minutes(0, 1), device, net)
+            pl.ev(t + minutes(5, 600), "message.posted", group=g, member=m, text="谢谢邀请")
+    joined = [m for m in pl.members if m in first]
+    for k in range(max(1, spec.members // 300)):  # an office network, honest leads over days
+        t, net = pl.when(), label("net")
+        span = timedelta(days=rng.randint(5, 15)).total_seconds()
+        for m in rng.sample(joined, rng.randint(12, 30)):
+            lead(m, t + timedelta(seconds=int(rng.random() * span)), label("dev"), net)
+        if k % 2 == 0:  # a colleague invites 4-6 coworkers, days apart, each from their own phone
+            g, boss = rng.choice(pl.groups), pl.older_than(t, 2)
+            for _ in range(rng.randint(4, 6)):
+                t += timedelta(days=1, minutes=rng.randint(0, 600))
+                lead(invitee(boss, t, g), t - minutes(1, 30), label("dev"), net)
+    for _k in range(max(1, spec.members // 1000)):  # a shop's kiosk: one tablet, many customers
+        t, device, net = pl.when(), label("dev"), label("net")
+        seen: set[str] = set()
+        for m in rng.sample(joined, min(len(joined), 40)):
+            if inviter_of.get(m) in seen:
+                continue  # customers of different inviters (or none)
+            seen.add(inviter_of.get(m, m))
+            lead(m, t + minutes(0, 600), device, net)
+            if len(seen) >= 12:
+                break
+    carriers = [label("net") for _ in range(50)]  # mobile networks many people share
+    for m in rng.sample(joined, min(len(joined), spec.members // 10)):
+        lead(m, first[m] - minutes(1, 30), label("dev"), rng.choice(carriers))
+    for m in rng.sample(joined, min(len(joined), spec.members // 50)):  # honest poster scans
+        for _ in range(rng.randint(2, 6)):
+            visit(m, pl.when(), label("dev"), rng.choice(carriers))
+    return {"leads": leads, "poster_visits": visits}
 
 
 def fraud_truth_path(events_path: Path) -> Path:
@@ -1588,14 +1717,20 @@ def fraud_truth_path(events_path: Path) -> Path:
     return events_path.with_name(events_path.stem + ".truth.json")
 
 
+def fraud_acquisition_path(events_path: Path) -> Path:
+    """The planted leads and poster visits of a --fraud community, beside its events file."""
+    return events_path.with_name(events_path.stem + ".leads.json")
+
+
 def write_fraud_events(spec: DemoSpec, path: Path) -> int:
-    """Write the community with planted fraud to `path` and its ground truth beside it (each
-    atomically); return the line count."""
-    events, truth = plant_fraud(spec, _Community(spec.resolved()).run())
+    """Write the community with planted fraud to `path`, its ground truth and its planted leads
+    beside it (each atomically; the events last); return the line count."""
+    events, truth, acquisition = plant_fraud(spec, _Community(spec.resolved()).run())
     path.parent.mkdir(parents=True, exist_ok=True)
     truth_doc = {"kinds": truth, "note": "member keys of the invitees a detector should flag"}
     for target, data in (
         (fraud_truth_path(path), orjson.dumps(truth_doc, option=orjson.OPT_INDENT_2)),
+        (fraud_acquisition_path(path), orjson.dumps(acquisition)),
         (path, b"".join(orjson.dumps(e) + b"\n" for e in events)),
     ):
         tmp = target.with_name(f".{target.name}.tmp")

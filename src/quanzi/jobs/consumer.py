@@ -15,6 +15,8 @@ TASK_MODULES = (
     "quanzi.connectors.jobs",
     "quanzi.connectors.wecom.jobs",
     "quanzi.connectors.wecom.schedule",
+    "quanzi.acquisition.lead_jobs",
+    "quanzi.acquisition.fraud_jobs",
 )
 
 # How long a stopping consumer waits for running jobs before interrupting them.

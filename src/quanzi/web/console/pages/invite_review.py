@@ -49,7 +49,31 @@ def _explain(sig: dict[str, object]) -> str:
         if detail.get("young_leader"):
             text += " " + gettext("The inviter had joined less than 7 days before.")
         return text
+    if kind == "shared_device":
+        return _explain_shared(detail)
     return str(kind)
+
+
+def _explain_shared(detail: dict[str, object]) -> str:
+    values = {
+        "n": detail.get("invitees"),
+        "span": detail.get("span_min"),
+        "visits": detail.get("visits"),
+    }
+    if detail.get("via") == "poster":
+        text = gettext(
+            "The inviter's poster was opened %(visits)s times from one device within %(span)s minutes; "
+            "that device sent the leads of %(n)s of their invitees, this one included."
+        )
+    elif detail.get("via") == "network":
+        text = gettext(
+            "One of %(n)s invitees of the same inviter whose leads came from one network within %(span)s minutes."
+        )
+    else:
+        text = gettext(
+            "One of %(n)s invitees of the same inviter whose leads came from one device within %(span)s minutes."
+        )
+    return text % values
 
 
 @router.get("/w/{workspace}/invites/review")
@@ -90,7 +114,7 @@ def review_page(p: Viewer, status: str = "suspected", kind: str = "", page: int 
         "counts": counts,
         "mode": mode,
         "statuses": fraud.STATUSES,
-        "kinds": fraud.KINDS[:3],
+        "kinds": fraud.KINDS,
         "can_review": p.may(Perm.MANAGE_TEAM),
     }
     return render(p.request, "invite_review/review.html", ctx, principal=p)
