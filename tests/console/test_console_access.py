@@ -21,6 +21,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, create_engine
 from starlette.routing import BaseRoute, Mount, Route
 
+from quanzi.acquisition import channels, poster_templates
 from quanzi.core.members import service as members
 from quanzi.core.tags import service as tags
 from quanzi.db.engine import session_scope
@@ -119,6 +120,7 @@ SAMPLES: dict[str, Callable[[dict[str, Any]], str]] = {
     "tag_id": lambda v: str(v["tag"]),
     "tag_group_id": lambda v: str(v["tag_group"]),
     "name": lambda v: "retention",
+    "template_id": lambda v: str(v["poster_template"]),
 }
 
 
@@ -183,6 +185,21 @@ def _make_samples(engine: Engine, console_team: Team, n: int) -> Samples:
         s.flush()
         tag = tags.create_tag(s, console_team.ws_id, tag_group.id, f"宝妈{n}")
         s.flush()
+        code = channels.create_code(
+            s,
+            console_team.ws_id,
+            name=f"海报码{n}",
+            channel=f"poster{n}",
+            target_kind="link",
+            target={"url": "https://example.com/"},
+        )
+        s.flush()
+        poster_template, _changed = poster_templates.save_template(
+            s,
+            console_team.ws_id,
+            None,
+            poster_templates.TemplateFields(f"海报{n}", "扫码进群领资料", code.id, None),
+        )
         m1 = members.find_member(s, console_team.ws_id, "wecom", "m1")
         m3 = members.find_member(s, console_team.ws_id, "wecom", "m3")
         return {
@@ -194,6 +211,7 @@ def _make_samples(engine: Engine, console_team: Team, n: int) -> Samples:
             "invitation": inv.id,
             "tag": tag.id,
             "tag_group": tag_group.id,
+            "poster_template": poster_template.id,
         }
 
 

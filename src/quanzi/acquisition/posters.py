@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import textwrap
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -26,6 +25,8 @@ from quanzi.kit.errors import InvalidParameter, QuanziError
 WIDTH, HEIGHT = 750, 1334  # a phone screen at 2x: what WeChat shares full-width
 QR_SIZE = 260
 AVATAR_SIZE = 128
+COPY_FONT, COPY_LINE, COPY_LINES = 26, 36, 8  # the copy's column, left of the QR code
+LAYOUT = "v2"  # part of the cache key: a layout change renders every poster afresh
 MAX_IMAGE_BYTES = 8 * 1024 * 1024
 FONT_PATHS = (
     "/usr/share/fonts/opentype/noto/NotoSansCJK-Bold.ttc",
@@ -64,7 +65,7 @@ class PosterSpec:
             h.update(part.encode() + b"\0")
         for blob in (self.background, self.avatar):
             h.update(hashlib.sha256(blob or b"").digest())
-        h.update(f"{WIDTH}x{HEIGHT}:{QR_SIZE}".encode())
+        h.update(f"{WIDTH}x{HEIGHT}:{QR_SIZE}:{LAYOUT}".encode())
         return h.hexdigest()
 
 
@@ -99,6 +100,33 @@ def _qr(url: str) -> Image.Image:
     return Image.open(buf).convert("RGB").resize((QR_SIZE, QR_SIZE), Image.Resampling.NEAREST)
 
 
+def wrap(text: str, font: ImageFont.FreeTypeFont, width: int, lines: int) -> list[str]:
+    """`text` in lines at most `width` pixels wide, at most `lines` of them (the last ends with
+    … when the text does not fit). Chinese breaks between any two characters; a Latin word is
+    kept whole when it fits on a line."""
+    out: list[str] = []
+    for para in text.strip().splitlines() or [""]:
+        line = ""
+        for ch in para:
+            if font.getlength(line + ch) <= width:
+                line += ch
+                continue
+            cut = line.rfind(" ") if ch != " " and line[-1:].isascii() else -1
+            if cut > 0 and line[cut + 1 :].isascii():  # carry the unfinished word over
+                out.append(line[:cut].rstrip())
+                line = line[cut + 1 :] + ch
+            else:
+                out.append(line.rstrip())
+                line = ch.lstrip()
+        out.append(line.rstrip())
+    if len(out) > lines:
+        last = out[lines - 1]
+        while last and font.getlength(last + "…") > width:
+            last = last[:-1]
+        out = [*out[: lines - 1], last + "…"]
+    return out
+
+
 def render(spec: PosterSpec) -> bytes:
     """The poster as PNG bytes (not cached: see `poster`)."""
     if not spec.name.strip():
@@ -121,11 +149,16 @@ def render(spec: PosterSpec) -> bytes:
         name_x = 80
     draw.text((name_x, y + 20), spec.name.strip()[:20], font=cjk_font(44), fill="#1c2430")
     draw.text((name_x, y + 80), "邀请你加入", font=cjk_font(28), fill="#55606e")
+    # The copy fills the column left of the QR code (so long copy never runs under it).
+    qr_x, qr_y = WIDTH - 80 - QR_SIZE, HEIGHT - 80 - QR_SIZE
     copy_y = y + AVATAR_SIZE + 28
-    for i, line in enumerate(textwrap.wrap(spec.copy.strip(), width=14)[:4]):
-        draw.text((80, copy_y + i * 44), line, font=cjk_font(32), fill="#1c2430")
-    img.paste(_qr(spec.qr_url), (WIDTH - 80 - QR_SIZE, HEIGHT - 80 - QR_SIZE))
-    draw.text((80, HEIGHT - 110), "长按识别二维码", font=cjk_font(26), fill="#55606e")
+    column = qr_x - 24 - 80
+    for i, line in enumerate(wrap(spec.copy, cjk_font(COPY_FONT), column, COPY_LINES)):
+        draw.text((80, copy_y + i * COPY_LINE), line, font=cjk_font(COPY_FONT), fill="#1c2430")
+    img.paste(_qr(spec.qr_url), (qr_x, qr_y))
+    hint, hint_font = "长按识别二维码", cjk_font(22)
+    hint_x = qr_x + (QR_SIZE - hint_font.getlength(hint)) / 2
+    draw.text((hint_x, qr_y + QR_SIZE + 2), hint, font=hint_font, fill="#55606e")
     out = io.BytesIO()
     img.save(out, format="PNG", optimize=False, compress_level=6)
     return out.getvalue()
