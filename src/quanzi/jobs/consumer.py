@@ -17,6 +17,7 @@ TASK_MODULES = (
     "quanzi.connectors.wecom.schedule",
     "quanzi.acquisition.lead_jobs",
     "quanzi.acquisition.fraud_jobs",
+    "quanzi.campaigns.jobs_core",
 )
 
 # How long a stopping consumer waits for running jobs before interrupting them.
