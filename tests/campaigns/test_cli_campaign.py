@@ -1,4 +1,5 @@
-"""`quanzi campaign verify-draw` as anyone checking a lottery would run it."""
+"""`quanzi campaign …` as people use it: anyone checking a lottery with verify-draw (against a
+real draw and its published list), the operator downloading the list and running the sweep."""
 
 from __future__ import annotations
 
@@ -6,11 +7,19 @@ import hashlib
 import json
 from pathlib import Path
 
+import pytest
 import typer
+from community import Community
+from sqlalchemy import Engine
+from test_campaign_service import join, live_campaign, make_reward
 from typer.testing import CliRunner
 
 from quanzi.campaigns import lottery
+from quanzi.campaigns.models import Campaign
 from quanzi.cli import campaign
+from quanzi.config import get_settings
+from quanzi.db.engine import get_engine, session_scope
+from quanzi.kit.clock import HOUR_US, now_us
 
 runner = CliRunner()
 # The command group as `quanzi` registers it (quanzi.cli.main adds every module the same way).
@@ -92,3 +101,93 @@ def test_bad_input_is_named_and_exits_2(tmp_path: Path) -> None:
         "--participants", str(tmp_path / "missing.csv"), "--winners", "1",
     )  # fmt: skip
     assert code == 2 and "does not exist" in out
+
+
+# --- against a real draw ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def drawn(db_url: str, monkeypatch: pytest.MonkeyPatch) -> tuple[Engine, str, list[int]]:
+    """A lottery with 12 participants, drawn (3 winners); the CLI reads the same database."""
+    monkeypatch.setenv("QUANZI_DATABASE_URL", db_url)
+    get_settings.cache_clear()
+    engine = get_engine(db_url)
+    c = Community(engine)
+    draw_at = now_us() + HOUR_US
+    reward = make_reward(engine, c.ws_id, stock=5, kind="points")
+    rules = {"lottery": {"winners": 3, "reward_id": reward, "draw_at_us": draw_at}}
+    cid = live_campaign(engine, c.ws_id, "lottery", rules, key="cj")
+    for i in range(12):
+        join(engine, cid, phone=f"1351234{i:04d}", name=f"参与者{i}")
+    with session_scope(engine) as s:
+        camp = s.get(Campaign, cid)
+        assert camp is not None
+        lottery.commit(s, camp)
+    with session_scope(engine) as s:
+        camp = s.get(Campaign, cid)
+        assert camp is not None
+        won = lottery.draw(s, camp, now_us=draw_at)
+    return engine, "cj", won
+
+
+def _download(tmp_path: Path, fmt: str) -> Path:
+    result = runner.invoke(app, ["campaign", "draw-list", "--campaign", "cj", "--format", fmt])
+    assert result.exit_code == 0, result.output
+    path = tmp_path / f"published.{fmt}"
+    path.write_text(result.stdout, encoding="utf-8")
+    return path
+
+
+def test_verify_draw_reproduces_the_draw_from_the_published_list(
+    drawn: tuple[Engine, str, list[int]], tmp_path: Path
+) -> None:
+    _engine, _key, won = drawn
+    published = json.loads(_download(tmp_path, "json").read_text(encoding="utf-8"))
+    assert published["algorithm"] == "quanzi-draw-v1" and published["winners"] == 3
+    assert len(published["participants"]) == 12
+    assert all(p["name"].startswith("参") and "*" in p["name"] for p in published["participants"])
+    for fmt in ("json", "csv"):
+        code, out = _verify(
+            "--seed", published["seed"], "--commitment", published["commitment"],
+            "--participants", str(_download(tmp_path, fmt)), "--winners", "3", "--json",
+        )  # fmt: skip
+        assert code == 0, out
+        assert json.loads(out)["winners"] == won
+
+
+def test_a_tampered_list_or_seed_is_detected(
+    drawn: tuple[Engine, str, list[int]], tmp_path: Path
+) -> None:
+    _engine, _key, won = drawn
+    path = _download(tmp_path, "json")
+    published = json.loads(path.read_text(encoding="utf-8"))
+    # Someone drops the first winner from the list they publish: the winners no longer match.
+    published["participants"] = [p for p in published["participants"] if p["id"] != won[0]]
+    tampered = tmp_path / "tampered.json"
+    tampered.write_text(json.dumps(published), encoding="utf-8")
+    code, out = _verify(
+        "--seed", published["seed"], "--commitment", published["commitment"],
+        "--participants", str(tampered), "--winners", "3", "--json",
+    )  # fmt: skip
+    assert code == 0 and json.loads(out)["winners"] != won
+    # A seed other than the committed one: exit 2.
+    seed = bytearray(bytes.fromhex(published["seed"]))
+    seed[0] ^= 1
+    code, out = _verify(
+        "--seed", seed.hex(), "--commitment", published["commitment"],
+        "--participants", str(path), "--winners", "3",
+    )  # fmt: skip
+    assert code == 2 and "DOES NOT MATCH" in out
+
+
+def test_draw_list_of_an_unknown_or_wrong_campaign(drawn: tuple[Engine, str, list[int]]) -> None:
+    result = runner.invoke(app, ["campaign", "draw-list", "--campaign", "nope"])
+    assert result.exit_code == 2 and "no campaign 'nope'" in result.output
+    result = runner.invoke(app, ["campaign", "draw-list", "--campaign", "cj", "--format", "xml"])
+    assert result.exit_code == 2 and "json or csv" in result.output
+
+
+def test_sweep_command_settles_due_work(drawn: tuple[Engine, str, list[int]]) -> None:
+    result = runner.invoke(app, ["campaign", "sweep"])
+    assert result.exit_code == 0, result.output
+    assert "teams_refunded: 0" in result.output and "lotteries_drawn: 0" in result.output

@@ -1,14 +1,23 @@
-"""抽奖: the documented draw algorithm, its uniformity, and tampering being detected."""
+"""抽奖: the documented draw algorithm, its uniformity, tampering being detected; commit, the
+published list, the draw and its rewards in the database."""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
 from collections import Counter
+from typing import Any
 
 import pytest
+from community import Community
+from sqlalchemy import Engine, select
+from test_campaign_service import join, live_campaign, make_reward
 
-from quanzi.campaigns import lottery
+from quanzi.campaigns import jobs_kinds, lottery
+from quanzi.campaigns.models import Campaign, CampaignAction, RewardClaim
+from quanzi.db.engine import session_scope
+from quanzi.kit.clock import HOUR_US, now_us
+from quanzi.kit.errors import InvalidParameter
 
 
 def _seed(i: int) -> bytes:
@@ -119,3 +128,103 @@ def test_published_lists_parse_from_json_and_csv() -> None:
 def test_malformed_lists_are_refused_with_where(text: str, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         lottery.parse_published(text)
+
+
+# --- draws in the database --------------------------------------------------------------------
+
+
+@pytest.fixture
+def c(engine: Engine) -> Community:
+    return Community(engine)
+
+
+def lottery_campaign(c: Community, winners: int = 2, stock: int | None = 10) -> tuple[int, int]:
+    """A live lottery drawing in an hour; (campaign id, draw time)."""
+    draw_at = now_us() + HOUR_US
+    reward = make_reward(c.engine, c.ws_id, stock=stock, kind="points", cost=300)
+    rules = {"lottery": {"winners": winners, "reward_id": reward, "draw_at_us": draw_at}}
+    return live_campaign(c.engine, c.ws_id, "lottery", rules, key="choujiang"), draw_at
+
+
+def with_campaign(engine: Engine, cid: int, fn: Any) -> Any:
+    with session_scope(engine) as s:
+        camp = s.get(Campaign, cid)
+        assert camp is not None
+        return fn(s, camp)
+
+
+def test_commit_publish_draw_reveal(c: Community) -> None:
+    cid, draw_at = lottery_campaign(c, winners=2)
+    pids = [join(c.engine, cid, phone=f"1361234{i:04d}")[0] for i in range(9)]
+    named = join(c.engine, cid, phone="13612349999", name="张三丰")[0]
+    late = join(c.engine, cid, phone="13612348888", now_us=draw_at)[0]  # after the draw time
+
+    commitment = with_campaign(c.engine, cid, lambda s, k: lottery.commit(s, k))
+    assert with_campaign(c.engine, cid, lambda s, k: lottery.commit(s, k)) == commitment
+    before = with_campaign(c.engine, cid, lottery.published_list)
+    assert before.commitment == commitment and before.seed is None and before.drawn_at_us is None
+    assert [e.participant_id for e in before.entries] == sorted([*pids, named])  # not `late`
+    names = {e.participant_id: e.name for e in before.entries}
+    assert names[named] == "张**" and names[pids[0]] == "136****0000"
+    with pytest.raises(InvalidParameter, match="has not come yet"):
+        with_campaign(c.engine, cid, lambda s, k: lottery.draw(s, k, now_us=draw_at - 1))
+
+    won = with_campaign(c.engine, cid, lambda s, k: lottery.draw(s, k, now_us=draw_at))
+    after = with_campaign(c.engine, cid, lottery.published_list)
+    assert after.seed is not None and lottery.commitment_of(bytes.fromhex(after.seed)) == commitment
+    listed = [e.participant_id for e in after.entries]
+    assert listed == [e.participant_id for e in before.entries]
+    assert won == lottery.draw_winners(bytes.fromhex(after.seed), listed, 2)
+    assert late not in won and len(won) == 2
+    # Once: drawing again answers the same winners and grants nothing more.
+    assert (
+        with_campaign(c.engine, cid, lambda s, k: lottery.draw(s, k, now_us=draw_at + HOUR_US))
+        == won
+    )
+    with session_scope(c.engine) as s:
+        got = s.execute(
+            select(RewardClaim.participant_id, RewardClaim.reason).order_by(RewardClaim.id)
+        ).all()
+        assert [tuple(g) for g in got] == [(won[0], "draw"), (won[1], "draw")]
+        ranks = s.execute(
+            select(CampaignAction.participant_id, CampaignAction.detail).where(
+                CampaignAction.kind == "draw_win"
+            )
+        ).all()
+        assert sorted((p, d["rank"]) for p, d in ranks) == sorted([(won[0], 1), (won[1], 2)])
+
+
+def test_the_sweep_commits_then_draws(c: Community) -> None:
+    cid, draw_at = lottery_campaign(c, winners=1)
+    join(c.engine, cid, phone="13612340000")
+    report = jobs_kinds.sweep(c.engine)
+    assert report.lotteries_committed == 1
+    assert with_campaign(c.engine, cid, lambda s, k: k.draw_commitment) is not None
+    assert jobs_kinds.sweep(c.engine).lotteries_committed == 0
+    assert jobs_kinds.sweep(c.engine, now_us=draw_at).lotteries_drawn == 1
+    assert jobs_kinds.sweep(c.engine, now_us=draw_at + 1).lotteries_drawn == 0
+    assert with_campaign(c.engine, cid, lambda s, k: k.drawn_at_us) == draw_at
+
+
+def test_no_fair_draw_without_an_early_commitment(c: Community) -> None:
+    cid, draw_at = lottery_campaign(c)
+    join(c.engine, cid, phone="13612340000")
+    with pytest.raises(InvalidParameter, match="no commitment"):
+        with_campaign(c.engine, cid, lambda s, k: lottery.draw(s, k, now_us=draw_at))
+    with pytest.raises(InvalidParameter, match="draw time has passed"):
+        with_campaign(c.engine, cid, lambda s, k: lottery.commit(s, k, now_us=draw_at))
+    assert with_campaign(c.engine, cid, lambda s, k: (k.draw_commitment, k.drawn_at_us)) == (
+        None,
+        None,
+    )
+
+
+def test_winners_beyond_the_stock_are_drawn_but_not_rewarded(c: Community) -> None:
+    cid, draw_at = lottery_campaign(c, winners=3, stock=1)
+    for i in range(5):
+        join(c.engine, cid, phone=f"1361234{i:04d}")
+    with_campaign(c.engine, cid, lambda s, k: lottery.commit(s, k))
+    won = with_campaign(c.engine, cid, lambda s, k: lottery.draw(s, k, now_us=draw_at))
+    assert len(won) == 3
+    with session_scope(c.engine) as s:
+        assert s.scalars(select(RewardClaim.participant_id)).all() == [won[0]]

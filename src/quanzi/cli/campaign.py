@@ -1,14 +1,16 @@
-"""`quanzi campaign …`: check a lottery draw, run the campaigns' due work now."""
+"""`quanzi campaign …`: check a lottery draw, print its published list, settle what is due now."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from pathlib import Path
 
 import typer
 
 from quanzi.campaigns import lottery
-from quanzi.cli.common import console, err_console
+from quanzi.cli.common import WorkspaceOption, cli_session, console, err_console
+from quanzi.core.workspaces import service as workspaces
 
 campaign_app = typer.Typer(help="Fission campaigns.", no_args_is_help=True)
 
@@ -56,6 +58,35 @@ def verify_draw(
         console.print(f"commitment: {verdict}", highlight=False)
     if not result.commitment_matches:
         raise typer.Exit(2)
+
+
+@campaign_app.command("draw-list")
+def draw_list(
+    campaign: str = typer.Option(..., "--campaign", help="The lottery campaign's key."),
+    workspace: str = WorkspaceOption,
+    fmt: str = typer.Option("json", "--format", help="json (with commitment and seed) or csv."),
+) -> None:
+    """Print a lottery's published participant list (what its page offers for download)."""
+    if fmt not in ("json", "csv"):
+        raise typer.BadParameter("--format: json or csv")
+    with cli_session(read_only=True) as session:
+        ws = workspaces.get_workspace(session, workspace)
+        published = lottery.published_list(
+            session, lottery.lottery_by_key(session, ws.id, campaign)
+        )
+    typer.echo(published.as_json() if fmt == "json" else published.as_csv(), nl=fmt == "json")
+
+
+@campaign_app.command("sweep")
+def sweep() -> None:
+    """Settle now what the minute job settles: expire and refund 拼团 teams, expire bargains,
+    commit and draw lotteries, log campaign orders a crash left out."""
+    from quanzi.campaigns.jobs_kinds import sweep as run_sweep
+    from quanzi.db.engine import get_engine
+
+    report = run_sweep(get_engine())
+    for name, value in asdict(report).items():
+        console.print(f"{name}: {value}", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -18,6 +18,7 @@ TASK_MODULES = (
     "quanzi.acquisition.lead_jobs",
     "quanzi.acquisition.fraud_jobs",
     "quanzi.campaigns.jobs_core",
+    "quanzi.campaigns.jobs_kinds",
 )
 
 # How long a stopping consumer waits for running jobs before interrupting them.
