@@ -295,7 +295,7 @@ def award_prizes(
     """Give each prize of the rules to the ranks it names (reason `rank:<n>`), from the SQL
     board (the reference). Only a score above 0 wins; a prize out of stock is logged and the
     ranks after it get nothing of it. Running it again gives nothing twice."""
-    from quanzi.campaigns.rewards import OutOfStock, grant
+    from quanzi.campaigns.rewards import CapReached, OutOfStock, grant
 
     prizes = (campaign.rules.get("board") or {}).get("prizes") or []
     if not prizes:
@@ -326,4 +326,8 @@ def award_prizes(
             except OutOfStock:
                 log.warning("campaign %s: prize for rank %s is out of stock", campaign.id, rank)
                 break
+            except CapReached:
+                log.warning(
+                    "campaign %s: rank %s already has all a person may get", campaign.id, rank
+                )
     return claims
