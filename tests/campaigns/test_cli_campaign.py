@@ -8,7 +8,6 @@ import json
 from pathlib import Path
 
 import pytest
-import typer
 from community import Community
 from sqlalchemy import Engine
 from test_campaign_service import join, live_campaign, make_reward
@@ -16,15 +15,12 @@ from typer.testing import CliRunner
 
 from quanzi.campaigns import lottery
 from quanzi.campaigns.models import Campaign
-from quanzi.cli import campaign
+from quanzi.cli.main import app
 from quanzi.config import get_settings
 from quanzi.db.engine import get_engine, session_scope
 from quanzi.kit.clock import HOUR_US, now_us
 
 runner = CliRunner()
-# The command group as `quanzi` registers it (quanzi.cli.main adds every module the same way).
-app = typer.Typer()
-campaign.register(app)
 SEED = hashlib.sha256(b"cli seed").digest()
 PEOPLE = [11, 12, 15, 20, 31, 47, 52, 60]
 
