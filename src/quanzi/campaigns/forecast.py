@@ -19,11 +19,11 @@ from quanzi.campaigns.metrics import (
     calendar,
     campaign_metrics,
     counted_groups,
-    get_campaign,
     hold_hours,
     invites_between,
 )
 from quanzi.campaigns.models import Campaign, Reward
+from quanzi.campaigns.service import get_campaign
 from quanzi.core.members.models import Member
 from quanzi.kit.clock import DAY_US, HOUR_US, day_date, now_us
 from quanzi.kit.errors import InvalidParameter

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from quanzi.acquisition.channels import get_code
 from quanzi.analytics.repository import InviteFact, invite_facts
 from quanzi.campaigns.models import Campaign, Participant, RewardClaim
+from quanzi.campaigns.service import get_campaign
 from quanzi.commerce.models import Order, Refund
 from quanzi.core.members.models import DailyActivity, Member, Membership
 from quanzi.core.workspaces.models import Workspace
@@ -30,13 +31,6 @@ CHUNK = 500
 def rate(num: int, den: int) -> float:
     """num / den rounded to 4 places, 0.0 over an empty denominator (metrics.md)."""
     return round(num / den, 4) if den else 0.0
-
-
-def get_campaign(s: Session, ws_id: int, campaign_id: int) -> Campaign:
-    c = s.get(Campaign, campaign_id)
-    if c is None or c.workspace_id != ws_id:
-        raise NotFound(f"campaign {campaign_id} not found in this workspace")
-    return c
 
 
 def hold_hours(c: Campaign) -> int:
