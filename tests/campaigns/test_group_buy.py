@@ -13,7 +13,7 @@ from community import Community
 from sqlalchemy import Engine, func, select
 from test_campaign_service import join, live_campaign
 
-from quanzi.campaigns import group_buy, jobs_kinds, service
+from quanzi.campaigns import group_buy, jobs_kinds, metrics, service
 from quanzi.campaigns.models import Campaign, CampaignAction, CampaignTeam, Participant, TeamSeat
 from quanzi.commerce.models import Order, Refund
 from quanzi.core.events.models import EventRecord
@@ -96,6 +96,13 @@ def campaign_money(engine: Engine, ws_id: int, key: str) -> tuple[int, int, int]
         return len(orders), sum(a for _p, _k, a in orders), refunded
 
 
+def dashboard_money(c: Community, cid: int) -> tuple[int, int]:
+    """(orders, revenue) as the campaign dashboard attributes them."""
+    with session_scope(c.engine) as s:
+        figures = metrics.campaign_metrics(s, c.ws_id, cid)
+        return figures.orders, figures.revenue_fen
+
+
 def events_of(engine: Engine, ws_id: int, kind: str) -> list[str]:
     with session_scope(engine) as s:
         return list(
@@ -139,6 +146,7 @@ def test_a_team_of_three_completes_and_its_orders_reach_the_log(c: Community) ->
     assert events_of(c.engine, c.ws_id, "order.paid") == []  # not before the worker runs
     assert run_queued_jobs(c.engine) == 3
     assert campaign_money(c.engine, c.ws_id, "pin3") == (3, 3 * GROUP_PRICE, 0)
+    assert dashboard_money(c, cid) == (3, 3 * GROUP_PRICE)
     # The payers are known by phone only: their orders carry the page as platform.
     with session_scope(c.engine) as s:
         buyers = s.scalars(
@@ -183,6 +191,7 @@ def test_an_unfilled_team_expires_and_every_seat_is_refunded_exactly_once(c: Com
     refunds = events_of(c.engine, c.ws_id, "order.refunded")
     assert len(refunds) == len(set(refunds)) == 2
     assert campaign_money(c.engine, c.ws_id, "pin-x") == (2, 2 * GROUP_PRICE, 2 * GROUP_PRICE)
+    assert dashboard_money(c, cid) == (0, 0)  # fully refunded orders are not attributed
     with session_scope(c.engine) as s:
         total = s.scalar(
             select(func.count()).select_from(Refund).where(Refund.workspace_id == c.ws_id)
