@@ -21,9 +21,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, create_engine
 from starlette.routing import BaseRoute, Mount, Route
 
-from quanzi.acquisition import channels, poster_templates
+from quanzi.acquisition import channels, landing, poster_templates
+from quanzi.acquisition.models import Lead
 from quanzi.core.members import service as members
 from quanzi.core.tags import service as tags
+from quanzi.core.workspaces.service import workspace_key
 from quanzi.db.engine import session_scope
 from quanzi.team import service as team
 from quanzi.team.models import User
@@ -121,6 +123,8 @@ SAMPLES: dict[str, Callable[[dict[str, Any]], str]] = {
     "tag_group_id": lambda v: str(v["tag_group"]),
     "name": lambda v: "retention",
     "template_id": lambda v: str(v["poster_template"]),
+    "page_id": lambda v: str(v["landing_page"]),
+    "lead_id": lambda v: str(v["lead"]),
 }
 
 
@@ -185,6 +189,26 @@ def _make_samples(engine: Engine, console_team: Team, n: int) -> Samples:
         s.flush()
         tag = tags.create_tag(s, console_team.ws_id, tag_group.id, f"宝妈{n}")
         s.flush()
+        page = landing.create_page(
+            s,
+            console_team.ws_id,
+            f"页{n}",
+            {"headline": "领资料", "consent_text": "我同意运营方联系我（v1）"},
+        )
+        key = workspace_key(s, console_team.ws_id)
+        phone = f"+86138{n:08d}"
+        lead = Lead(
+            workspace_id=console_team.ws_id,
+            page_id=page.id,
+            phone_digest=key.blind_index("phone", phone),
+            phone_sealed=key.seal("phone", phone),
+            consent_text="我同意运营方联系我（v1）",
+            consent_version=1,
+            created_at_us=1,
+            updated_at_us=1,
+        )
+        s.add(lead)
+        s.flush()
         code = channels.create_code(
             s,
             console_team.ws_id,
@@ -212,6 +236,8 @@ def _make_samples(engine: Engine, console_team: Team, n: int) -> Samples:
             "tag": tag.id,
             "tag_group": tag_group.id,
             "poster_template": poster_template.id,
+            "landing_page": page.id,
+            "lead": lead.id,
         }
 
 

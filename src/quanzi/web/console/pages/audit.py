@@ -55,6 +55,15 @@ def action_labels() -> dict[str, str]:
         "invite.rescanned": gettext("Re-scanned invites for fraud"),
         "channel.created": gettext("Created a channel code"),
         "channel.updated": gettext("Changed a channel code"),
+        "landing.created": gettext("Created a landing page"),
+        "landing.saved": gettext("Saved a landing page draft"),
+        "landing.published": gettext("Published a landing page"),
+        "landing.unpublished": gettext("Took a landing page offline"),
+        "landing.variant_created": gettext("Created an A/B variant"),
+        "landing.split": gettext("Changed an A/B split"),
+        "landing.test_ended": gettext("Ended an A/B test"),
+        "lead.reveal": gettext("Revealed a lead's personal data"),
+        "leads.export": gettext("Exported leads"),
         "action.retried": gettext("Retried a platform action"),
     }
 
