@@ -52,6 +52,8 @@ PUBLIC_ROUTES: dict[tuple[str, str], str] = {
     ("GET", "/c/{code}/way/{assignee}.png"): "public: WeCom's QR image for a code, via the server",
     ("GET", "/p/{slug}"): "public: a published landing page (records the visit, no IP)",
     ("POST", "/p/{slug}/lead"): "public: a landing page's lead form (rate limited, honeypot)",
+    ("GET", "/l/{token}"): "token: a lead's own contact code (sealed ids; its thank-you again)",
+    ("GET", "/l/{token}.png"): "token: WeCom's QR of a lead's own contact code, via the server",
     ("GET", "/m/{name}"): "public: an uploaded image of a landing page or poster (immutable)",
     ("GET", "/hooks/wecom/{workspace}"): "public: WeCom callback (signature-checked)",
     ("POST", "/hooks/wecom/{workspace}"): "public: WeCom callback (signature-checked)",

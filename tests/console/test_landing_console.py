@@ -382,6 +382,24 @@ def test_linked_leads_show_their_member_and_filter(
     assert f'data-lead="{lead_id}"' in owner.get("/w/default/leads?from=2020-01-01").text
     assert owner.get("/w/default/leads?from=yesterday").status_code == 400
     assert owner.get("/w/default/leads?linked=maybe").status_code == 400
+    # An operator sees a member of their groups (m1 is in g1), not one outside them (m3).
+    operator = login_as("operator")
+    assert f"/w/default/members/{m1_id}" in operator.get("/w/default/leads").text
+    with session_scope(engine) as s:
+        m3 = members.find_member(s, console_team.ws_id, "wecom", "m3")
+        m3_id, m3_name = m3.id, m3.name or ""
+        lead = s.get(Lead, lead_id)
+        assert lead is not None
+        lead.member_id = m3_id
+    theirs = operator.get("/w/default/leads").text
+    assert f"/w/default/members/{m3_id}" not in theirs and m3_name not in theirs
+    assert "你负责的群以外的成员" in theirs
+    assert m3_name not in operator.get(f"/w/default/leads/{lead_id}").text
+    assert f"/w/default/members/{m3_id}" in owner.get("/w/default/leads").text
+    with session_scope(engine) as s:
+        lead = s.get(Lead, lead_id)
+        assert lead is not None
+        lead.member_id = m1_id
     # The page's funnel counts the linked member's contact and join (m1 joined g1).
     detail = owner.get(f"/w/default/landing/{_page_of(engine, lead_id)}")
     funnel = re.search(r'data-testid="funnel">(.*?)</table>', detail.text, re.S)

@@ -10,13 +10,15 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse
 from sqlalchemy.exc import IntegrityError
 
-from quanzi.acquisition import landing
+from quanzi.acquisition import landing, lead_links, personal_ways
+from quanzi.acquisition.personal_endpoints import router as personal_router
 from quanzi.db.engine import session_scope
 from quanzi.kit.errors import InvalidParameter, NotFound
 from quanzi.web.auth import request_engine
 from quanzi.web.i18n import current_locale, translate_error
 
 router = APIRouter(include_in_schema=False)
+router.include_router(personal_router)  # /l/<token>: a lead's personal contact code
 
 Channel = Annotated[str | None, Query(alias="c", max_length=30, pattern=r"^[A-Za-z0-9_-]*$")]
 
@@ -101,12 +103,16 @@ async def submit_lead(
     }
     client = request.client.host if request.client else "unknown"
     lead_form = landing.LeadForm(name, phone, consent in ("1", "on", "true"), website, extra)
+    personal = None
     try:
         with session_scope(engine) as s:
-            landing.submit_lead(s, page, lead_form, channel=channel, client=client)
+            lead = landing.submit_lead(s, page, lead_form, channel=channel, client=client)
+            if lead is not None:  # a member with this phone already? its personal code
+                lead_links.link_lead(s, lead)
+                personal = personal_ways.for_lead(s, lead)
     except IntegrityError:
         # The same phone submitted twice at the same instant: the other request stored it.
-        pass
+        personal = None
     except (InvalidParameter, landing.TooManyLeads) as exc:
         html = landing.render_page(
             slug,
@@ -118,4 +124,5 @@ async def submit_lead(
         return _page_headers(HTMLResponse(html, status_code=exc.status_code))
     except NotFound:
         raise
-    return _page_headers(HTMLResponse(landing.render_page(slug, page.content, thanks=True)))
+    html = landing.render_page(slug, page.content, thanks=True, personal=personal)
+    return _page_headers(HTMLResponse(html))

@@ -8,11 +8,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
 from quanzi.acquisition.models import LandingPage, LandingPageVersion, Lead
 from quanzi.core.members.models import Member
+from quanzi.core.members.repository import scope_condition
 from quanzi.kit.clock import LocalCalendar
 from quanzi.kit.errors import InvalidParameter, NotFound
 
@@ -39,8 +40,9 @@ class LeadRow:
     phone_sealed: str
     name_sealed: str | None
     fields_sealed: str | None
-    member_id: int | None
+    member_id: int | None  # the linked member, when the user may see them
     member_name: str | None
+    linked: bool  # linked to a member (perhaps one outside an operator's groups)
     linked_by: str | None
     submissions: int
     consent_version: int
@@ -49,7 +51,9 @@ class LeadRow:
     updated_at_us: int
 
 
-def _select() -> Any:
+def _select(ws_id: int, group_ids: frozenset[int] | None) -> Any:
+    """Leads with their page, version and linked member; a member outside `group_ids` (an
+    operator's groups) is left out, as the members pages leave them out."""
     return (
         select(
             Lead.id,
@@ -61,8 +65,9 @@ def _select() -> Any:
             Lead.phone_sealed,
             Lead.name_sealed,
             Lead.fields_sealed,
-            Lead.member_id,
+            Member.id,
             Member.name,
+            Lead.member_id.is_not(None),
             Lead.linked_by,
             Lead.submissions,
             Lead.consent_version,
@@ -72,7 +77,14 @@ def _select() -> Any:
         )
         .outerjoin(LandingPage, LandingPage.id == Lead.page_id)
         .outerjoin(LandingPageVersion, LandingPageVersion.id == Lead.version_id)
-        .outerjoin(Member, Member.id == Lead.member_id)
+        .outerjoin(
+            Member,
+            and_(
+                Member.id == Lead.member_id,
+                Member.workspace_id == ws_id,
+                scope_condition(ws_id, group_ids),
+            ),
+        )
     )
 
 
@@ -103,6 +115,7 @@ def list_leads(
     *,
     limit: int = 50,
     offset: int = 0,
+    group_ids: frozenset[int] | None = None,
 ) -> tuple[list[LeadRow], int]:
     """One page of leads, newest first, and how many match the filter in all."""
     if not 1 <= limit <= EXPORT_LIMIT or offset < 0:
@@ -110,7 +123,7 @@ def list_leads(
     where = _where(ws_id, calendar, f)
     total = int(session.scalar(select(func.count()).select_from(Lead).where(*where)) or 0)
     rows = session.execute(
-        _select()
+        _select(ws_id, group_ids)
         .where(*where)
         .order_by(Lead.created_at_us.desc(), Lead.id.desc())
         .limit(limit)
@@ -119,8 +132,12 @@ def list_leads(
     return [LeadRow(*r) for r in rows], total
 
 
-def get_lead(session: Session, ws_id: int, lead_id: int) -> LeadRow:
-    row = session.execute(_select().where(Lead.workspace_id == ws_id, Lead.id == lead_id)).first()
+def get_lead(
+    session: Session, ws_id: int, lead_id: int, group_ids: frozenset[int] | None = None
+) -> LeadRow:
+    row = session.execute(
+        _select(ws_id, group_ids).where(Lead.workspace_id == ws_id, Lead.id == lead_id)
+    ).first()
     if row is None:
         raise NotFound(f"lead {lead_id} does not exist")
     return LeadRow(*row)

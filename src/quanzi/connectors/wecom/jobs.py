@@ -13,10 +13,11 @@ from typing import Any
 import orjson
 from sqlalchemy import Engine
 
+from quanzi.acquisition.personal_ways import StateResolver
 from quanzi.connectors.wecom import service
 from quanzi.connectors.wecom.client import client_for
 from quanzi.connectors.wecom.crypto import xml_fields
-from quanzi.connectors.wecom.mapping import FetchGroup, callback_to_events
+from quanzi.connectors.wecom.mapping import PLATFORM, FetchGroup, callback_to_events
 from quanzi.connectors.wecom.welcome import welcome_new_contact
 from quanzi.core.events.service import ingest_lines
 from quanzi.db.engine import get_engine, session_scope
@@ -91,10 +92,11 @@ def process_callbacks(
     if not pending:
         return report
     fetch = fetch_group or wecom_fetch_group(engine, ws_id)
+    states = StateResolver(engine, ws_id, PLATFORM)  # personal codes (m:/l:) in the database
     for callback_id, xml in pending:
         try:
             fields = xml_fields(xml)
-            events = callback_to_events(fields, fetch)
+            events = callback_to_events(fields, fetch, states.resolve)
         except Exception as exc:
             reason = f"WeCom callback {callback_id}: {_reason(exc)}"
             log.warning("workspace %s: %s", ws_id, reason)
@@ -104,6 +106,8 @@ def process_callbacks(
             report.failed.append(callback_id)
             continue
         done = ingest_lines(engine, ws_id, [orjson.dumps(e) for e in events])
+        # Before the callback is marked processed: a crash in between maps it again.
+        states.link_leads()
         report.events += len(events)
         report.applied += done.applied
         with session_scope(engine) as s:

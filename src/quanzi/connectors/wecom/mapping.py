@@ -12,15 +12,70 @@ same id and the event log counts it once:
 A callback carries ids only; group details (name, owner, members with join_time,
 join_scene, invitor and state) come from `fetch_group(chat_id)`, which returns
 `groupchat/get`'s `group_chat` object (injected: the job calls WeCom, the tests pass dicts).
+
+A contact or join way's `state` (acquisition/states.py) is read by `resolve(state, member)`,
+injected the same way: a channel key is the channel; a member's personal code (`m:<id>`) makes
+a join an invite by that member; a lead's personal code (`l:<id>`) takes the lead's channel.
+Without a database (`plain_states`) a personal state cannot be checked and counts as none.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
+
+from quanzi.acquisition.states import parse_state
 
 PLATFORM = "wecom"
 FetchGroup = Callable[[str], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class StateMeaning:
+    """What a way's `state` means for the member who came through it."""
+
+    channel: str | None = None  # the events' `channel`
+    inviter: str | None = None  # member_key of the member whose personal code it was
+    lead_id: int | None = None  # the landing-page lead whose personal code it was
+
+
+# (state, member key of who came) -> meaning; the job and the sync pass a database-backed one
+# (acquisition.personal_ways.StateResolver).
+ResolveState = Callable[[str, str], StateMeaning]
+
+
+def plain_states(state: str, _member: str) -> StateMeaning:
+    """A channel key is the channel; a personal state (or what looks like one) is no state."""
+    parsed = parse_state(state)
+    if parsed.kind != "channel" or looks_personal(state):
+        return StateMeaning()
+    return StateMeaning(channel=parsed.channel)
+
+
+def looks_personal(state: str) -> bool:
+    """`m:`/`l:` states, well-formed or not: never taken as a channel key."""
+    return state.strip()[:2].lower() in ("m:", "l:")
+
+
+def with_state(event: dict[str, Any], state: Any, resolve: ResolveState) -> dict[str, Any]:
+    """The event (member.joined or contact.added) with what `state` means: its channel, and
+    for a member's personal code that member as `inviter` (a join: `via` invite). The personal
+    code wins over WeCom's `invitor`, which WeCom gives only for staff (who are never counted
+    as inviters); without a personal code WeCom's invitor stays."""
+    event.pop("channel", None)
+    state = _text(state)
+    if not state:
+        return event
+    meaning = resolve(state, str(event["member"]))
+    if meaning.channel:
+        event["channel"] = meaning.channel
+    if meaning.inviter:
+        event["inviter"] = meaning.inviter
+        if event["type"] == "member.joined":
+            event["via"] = "invite"
+    return event
+
 
 # groupchat/get member_list[].join_scene (REST codes; the callback's JoinScene differs).
 REST_JOIN_VIA = {1: "invite", 2: "link", 3: "qrcode"}
@@ -48,19 +103,21 @@ def _event(event_id: str, kind: str, ts: int, **fields: Any) -> dict[str, Any]:
     return out
 
 
-def callback_to_events(fields: dict[str, Any], fetch_group: FetchGroup) -> list[dict[str, Any]]:
+def callback_to_events(
+    fields: dict[str, Any], fetch_group: FetchGroup, resolve: ResolveState = plain_states
+) -> list[dict[str, Any]]:
     """The events one decrypted callback (its XML fields, see crypto.xml_fields) stands for;
     [] for callbacks that are recorded but change nothing Quanzi counts (edits, failed
     transfers, tag changes, unknown kinds)."""
     event = _text(fields.get("Event"))
     if event == "change_external_contact":
-        return _contact_events(fields)
+        return _contact_events(fields, resolve)
     if event == "change_external_chat":
-        return _chat_events(fields, fetch_group)
+        return _chat_events(fields, fetch_group, resolve)
     return []
 
 
-def _contact_events(fields: dict[str, Any]) -> list[dict[str, Any]]:
+def _contact_events(fields: dict[str, Any], resolve: ResolveState) -> list[dict[str, Any]]:
     change = _text(fields.get("ChangeType"))
     staff, member = _text(fields.get("UserID")), _text(fields.get("ExternalUserID"))
     ts = _int(fields.get("CreateTime"))
@@ -68,13 +125,16 @@ def _contact_events(fields: dict[str, Any]) -> list[dict[str, Any]]:
         return []
     if change in ("add_external_contact", "add_half_external_contact"):
         return [
-            _event(
-                f"wecom:contact:add:{staff}:{member}:{ts}",
-                "contact.added",
-                ts,
-                member=member,
-                staff=staff,
-                channel=_text(fields.get("State")),
+            with_state(
+                _event(
+                    f"wecom:contact:add:{staff}:{member}:{ts}",
+                    "contact.added",
+                    ts,
+                    member=member,
+                    staff=staff,
+                ),
+                fields.get("State"),
+                resolve,
             )
         ]
     if change in ("del_external_contact", "del_follow_user"):
@@ -93,14 +153,16 @@ def _contact_events(fields: dict[str, Any]) -> list[dict[str, Any]]:
     return []
 
 
-def _chat_events(fields: dict[str, Any], fetch_group: FetchGroup) -> list[dict[str, Any]]:
+def _chat_events(
+    fields: dict[str, Any], fetch_group: FetchGroup, resolve: ResolveState
+) -> list[dict[str, Any]]:
     change = _text(fields.get("ChangeType"))
     chat = _text(fields.get("ChatId"))
     ts = _int(fields.get("CreateTime"))
     if not chat or not ts:
         return []
     if change == "create":
-        return _created(chat, ts, fetch_group(chat))
+        return _created(chat, ts, fetch_group(chat), resolve)
     if change == "dismiss":
         return [_event(f"wecom:group:{chat}:dismissed", "group.dismissed", ts, group=chat)]
     if change != "update":
@@ -108,7 +170,7 @@ def _chat_events(fields: dict[str, Any], fetch_group: FetchGroup) -> list[dict[s
     detail = _text(fields.get("UpdateDetail"))
     changed = _member_list(fields.get("MemChangeList"))
     if detail == "add_member":
-        return _joined(chat, ts, fields, changed, fetch_group(chat))
+        return _joined(chat, ts, fields, changed, fetch_group(chat), resolve)
     if detail == "del_member":
         via = QUIT_VIA.get(_int(fields.get("QuitScene"), -1), "quit")
         return [
@@ -145,14 +207,16 @@ def _member_list(value: Any) -> list[str]:
     return []
 
 
-def member_joined(chat: str, m: dict[str, Any]) -> dict[str, Any] | None:
+def member_joined(
+    chat: str, m: dict[str, Any], resolve: ResolveState = plain_states
+) -> dict[str, Any] | None:
     """The member.joined event of one groupchat/get member, or None without userid/join_time."""
     user, joined = _text(m.get("userid")), _int(m.get("join_time"))
     if not user or not joined:
         return None
     invitor = m.get("invitor")
     inviter = _text(invitor.get("userid")) if isinstance(invitor, dict) else ""
-    return _event(
+    event = _event(
         f"wecom:join:{chat}:{user}:{joined}",
         "member.joined",
         joined,
@@ -161,9 +225,9 @@ def member_joined(chat: str, m: dict[str, Any]) -> dict[str, Any] | None:
         name=_text(m.get("group_nickname")) or _text(m.get("name")),
         inviter=inviter if inviter != user else "",
         via=REST_JOIN_VIA.get(_int(m.get("join_scene")), "unknown"),
-        channel=_text(m.get("state")),
         is_staff=True if _int(m.get("type")) == 1 else None,
     )
+    return with_state(event, m.get("state"), resolve)
 
 
 def _members(group: dict[str, Any]) -> list[dict[str, Any]]:
@@ -171,7 +235,9 @@ def _members(group: dict[str, Any]) -> list[dict[str, Any]]:
     return [m for m in found if isinstance(m, dict)] if isinstance(found, list) else []
 
 
-def _created(chat: str, ts: int, group: dict[str, Any]) -> list[dict[str, Any]]:
+def _created(
+    chat: str, ts: int, group: dict[str, Any], resolve: ResolveState
+) -> list[dict[str, Any]]:
     created = _int(group.get("create_time")) or ts
     out = [
         _event(
@@ -184,19 +250,24 @@ def _created(chat: str, ts: int, group: dict[str, Any]) -> list[dict[str, Any]]:
             notice=_text(group.get("notice")),
         )
     ]
-    out += [e for m in _members(group) if (e := member_joined(chat, m)) is not None]
+    out += [e for m in _members(group) if (e := member_joined(chat, m, resolve)) is not None]
     return out
 
 
 def _joined(
-    chat: str, ts: int, fields: dict[str, Any], changed: list[str], group: dict[str, Any]
+    chat: str,
+    ts: int,
+    fields: dict[str, Any],
+    changed: list[str],
+    group: dict[str, Any],
+    resolve: ResolveState,
 ) -> list[dict[str, Any]]:
     by_user = {_text(m.get("userid")): m for m in _members(group)}
     if not changed:  # no MemChangeList: every current member (known joins are duplicates)
         changed = [u for u in by_user if u]
     out = []
     for user in changed:
-        event = member_joined(chat, by_user[user]) if user in by_user else None
+        event = member_joined(chat, by_user[user], resolve) if user in by_user else None
         if event is None:
             # Gone again before the fetch (or not listed yet): the callback's own facts.
             via = CALLBACK_JOIN_VIA.get(_int(fields.get("JoinScene"), -1), "unknown")

@@ -21,7 +21,9 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, Engine, delete, insert, select, update
 
+from quanzi.acquisition.personal_ways import StateResolver
 from quanzi.connectors.wecom.client import WecomClient
+from quanzi.connectors.wecom.mapping import ResolveState, plain_states, with_state
 from quanzi.connectors.wecom.models import WecomKnown, WecomSyncState
 from quanzi.core.events.models import EventRecord
 from quanzi.core.events.service import ingest_lines
@@ -147,6 +149,9 @@ class _Run:
         self.run_s = self.run_at_us // 1_000_000
         self.report = KindReport(kind, resumed=resumed)
         self.on_progress: Progress | None = None
+        # What contact and join ways' states mean (personal codes checked in the database);
+        # the leads they name are linked once the page's events are in.
+        self.states = StateResolver(engine, ws_id, PLATFORM)
 
     @classmethod
     def begin(
@@ -227,6 +232,7 @@ class _Run:
             raise SyncFailed(f"sync {self.kind}: WeCom data made a bad event: {reason}")
         self.report.applied += result.applied
         self.report.duplicates += result.duplicates
+        self.states.link_leads()
 
     def known(self, conn: Connection, kind: str, keys: Iterable[str]) -> dict[str, dict[str, Any]]:
         wanted = list(keys)
@@ -406,14 +412,17 @@ def _sync_contacts(run: _Run, client: WecomClient) -> None:
             if key not in old_contacts:
                 created = contacts[key]["createtime"]
                 events.append(
-                    _clean(
-                        id=f"wecom:contact:add:{userid}:{ext}:{created}",
-                        type="contact.added",
-                        ts=created,
-                        member=ext,
-                        staff=userid,
-                        name=contact.get("name") or None,
-                        channel=follow.get("state") or None,
+                    with_state(
+                        _clean(
+                            id=f"wecom:contact:add:{userid}:{ext}:{created}",
+                            type="contact.added",
+                            ts=created,
+                            member=ext,
+                            staff=userid,
+                            name=contact.get("name") or None,
+                        ),
+                        follow.get("state"),
+                        run.states.resolve,
                     )
                 )
             if ext in profiles and old_profiles.get(ext) != profiles[ext]:
@@ -481,7 +490,7 @@ def _sync_groups(run: _Run, client: WecomClient) -> None:
             with run.engine.connect() as conn:
                 old = run.known(conn, "group", [chat_id]).get(chat_id)
                 conn.rollback()
-            state, events = _group_changes(run.run_s, chat_id, detail, old)
+            state, events = _group_changes(run.run_s, chat_id, detail, old, run.states.resolve)
             run.emit([e for e in events if not _left_already(run, chat_id, e, old)])
             done += 1
             run.report.fetched += 1
@@ -520,7 +529,11 @@ def _left_already(
 
 
 def _group_changes(
-    run_s: int, chat_id: str, g: dict[str, Any], old: dict[str, Any] | None
+    run_s: int,
+    chat_id: str,
+    g: dict[str, Any],
+    old: dict[str, Any] | None,
+    resolve: ResolveState = plain_states,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The group's known state now, and the events that take Quanzi from `old` to it."""
     name = str(g.get("name") or "")
@@ -581,17 +594,20 @@ def _group_changes(
             )
         invitor = (m.get("invitor") or {}).get("userid")
         events.append(
-            _clean(
-                id=f"wecom:join:{chat_id}:{userid}:{joined}",
-                type="member.joined",
-                ts=joined,
-                group=chat_id,
-                member=userid,
-                name=m.get("name") or m.get("group_nickname") or None,
-                inviter=invitor if invitor and invitor != userid else None,
-                via=JOIN_VIA.get(int(m.get("join_scene") or 0), "unknown"),
-                channel=m.get("state") or None,
-                is_staff=True if m.get("type") == 1 else None,
+            with_state(
+                _clean(
+                    id=f"wecom:join:{chat_id}:{userid}:{joined}",
+                    type="member.joined",
+                    ts=joined,
+                    group=chat_id,
+                    member=userid,
+                    name=m.get("name") or m.get("group_nickname") or None,
+                    inviter=invitor if invitor and invitor != userid else None,
+                    via=JOIN_VIA.get(int(m.get("join_scene") or 0), "unknown"),
+                    is_staff=True if m.get("type") == 1 else None,
+                ),
+                m.get("state"),
+                resolve,
             )
         )
     for userid in sorted(set(old_members) - set(members)):

@@ -106,7 +106,13 @@ def leads_page(p: Viewer, page: Annotated[int, Query(ge=1, le=100_000)] = 1) -> 
     f = lead_filter(params)
     with p.read() as s:
         rows, total = list_leads(
-            s, p.ws.id, p.calendar, f, limit=PER_PAGE, offset=(page - 1) * PER_PAGE
+            s,
+            p.ws.id,
+            p.calendar,
+            f,
+            limit=PER_PAGE,
+            offset=(page - 1) * PER_PAGE,
+            group_ids=p.group_ids,
         )
         key = workspace_key(s, p.ws.id) if rows else None
         shown = [_shown(key, r) for r in rows] if key else []
@@ -130,7 +136,7 @@ def leads_page(p: Viewer, page: Annotated[int, Query(ge=1, le=100_000)] = 1) -> 
 def _lead_page(
     s: Session, p: Principal, lead_id: int, revealed: dict[str, Any] | None = None
 ) -> HTMLResponse:
-    row = get_lead(s, p.ws.id, lead_id)
+    row = get_lead(s, p.ws.id, lead_id, p.group_ids)
     key = workspace_key(s, p.ws.id)
     ctx = {
         "active": "leads",
@@ -157,7 +163,9 @@ def export_leads(
     tz = zone(p.ws.timezone)
     out: list[list[Cell]] = []
     with p.read() as s:
-        rows, total = list_leads(s, p.ws.id, p.calendar, f, limit=EXPORT_LIMIT)
+        rows, total = list_leads(
+            s, p.ws.id, p.calendar, f, limit=EXPORT_LIMIT, group_ids=p.group_ids
+        )
         key = workspace_key(s, p.ws.id)
         for r in rows:
             phone = _open(key, "phone", r.phone_sealed) or ""
@@ -250,7 +258,7 @@ def reveal(
     if field not in REVEALABLE:
         raise InvalidParameter(f"field must be one of {', '.join(REVEALABLE)}, not {field!r}")
     with p.write() as s:
-        row = get_lead(s, p.ws.id, lead_id)
+        row = get_lead(s, p.ws.id, lead_id, p.group_ids)
         key = workspace_key(s, p.ws.id)
         value: Any
         if field == "phone":
