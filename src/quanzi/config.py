@@ -31,6 +31,11 @@ class Settings(BaseSettings):
     # Minutes between two scheduled invite-fraud re-scans of a workspace whose data changed
     # (quanzi.acquisition.fraud_jobs); 0 turns the schedule off.
     fraud_scan_minutes: int = Field(default=10, ge=0)
+    # Peers whose X-Forwarded-For is believed: comma-separated addresses or networks (CIDR), or
+    # "*". A request from one of them comes from the last address in that header that is not
+    # itself a trusted proxy; from any other peer, the header is ignored. The public pages
+    # rate-limit and fingerprint (as keyed digests) by that address.
+    trusted_proxies: str = "127.0.0.1,::1"
 
     def resolved_database_url(self) -> str:
         if self.database_url:

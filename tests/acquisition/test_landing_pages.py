@@ -12,6 +12,7 @@ from sqlalchemy import Engine, select, text
 
 from quanzi.acquisition import landing
 from quanzi.acquisition.models import LandingVisit, Lead
+from quanzi.acquisition.writers import VISITS
 from quanzi.core.workspaces.service import get_or_create_workspace, workspace_key
 from quanzi.db.engine import session_scope
 from quanzi.kit.errors import InvalidParameter
@@ -61,6 +62,7 @@ def test_published_page_is_small_escaped_and_counts_visits(
     assert "<script>" not in r.text and "&lt;script&gt;" in r.text
     assert "default-src 'none'" in r.headers["content-security-policy"]
     assert "仅剩 37 份" in r.text
+    VISITS.flush(engine)  # views are written in the background, every 0.2 s
     with session_scope(engine, read_only=True) as s:
         visit = s.scalar(select(LandingVisit))
         assert visit is not None

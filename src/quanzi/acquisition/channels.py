@@ -20,9 +20,9 @@ import re
 import secrets
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Engine, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -32,9 +32,15 @@ from quanzi.acquisition.models import (
     ChannelRotation,
     ChannelVisit,
 )
+from quanzi.acquisition.serving import Fresh, PerDatabase, forget_on_commit
+from quanzi.acquisition.states import member_state, parse_state
+from quanzi.acquisition.visitors import Visitor
+from quanzi.acquisition.writers import VISITS, PendingVisit
 from quanzi.core.groups.models import Group
 from quanzi.core.members.models import Membership
 from quanzi.core.workspaces.models import Workspace
+from quanzi.core.workspaces.service import workspace_key
+from quanzi.db.engine import session_scope
 from quanzi.kit.clock import LocalCalendar, now_us
 from quanzi.kit.errors import InvalidParameter, NotFound
 
@@ -46,6 +52,7 @@ DEFAULT_CAPACITY = 200
 MAX_TARGETS = 100
 SLUG_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # no 0/o, 1/l/i: read aloud from a poster
 SLUG_LEN = 7
+CODE_RE = re.compile(r"^[a-z0-9]{1,16}$")
 CHANNEL_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,30}$")
 ID_RE = re.compile(r"^[A-Za-z0-9_.@\-]{1,64}$")
 PAGE_RE = re.compile(r"^[a-z0-9][a-z0-9\-]{0,63}$")
@@ -207,7 +214,7 @@ def get_code(s: Session, ws_id: int, code_id: int) -> ChannelCode:
 
 
 def code_by_slug(s: Session, slug: str) -> ChannelCode | None:
-    if not slug or len(slug) > 16:
+    if not CODE_RE.fullmatch(slug):  # no query for what no code looks like (NUL, 300 characters)
         return None
     return s.scalar(select(ChannelCode).where(ChannelCode.code == slug))
 
@@ -259,6 +266,7 @@ def update_code(
             changed.append(field)
     if changed:
         code.updated_at_us = now_us()
+        _forget_code(s, code.code)
         if {"channel", "target_kind", "target"} & set(changed):
             code.platform_ref = None
             request_ways(s, code, updated_by)
@@ -469,8 +477,11 @@ def record_visit(
     user_agent: str | None,
     timezone: str | None = None,
     at_us: int | None = None,
+    visitor: Visitor | None = None,
+    ref: str | None = None,
 ) -> Visit:
-    """Store one visit (no IP), hand it to the rotation; the caller commits."""
+    """Store one visit (no IP: the network and device as keyed digests when `visitor` is
+    given; `ref` a member's invite state), hand it to the rotation; the caller commits."""
     at = at_us if at_us is not None else now_us()
     if timezone is None:
         ws = s.get(Workspace, code.workspace_id)
@@ -479,6 +490,7 @@ def record_visit(
     uac = ua_class(user_agent)
     assigned, capped = _assign(s, code, day)
     kind = "scan" if scan else "visit"
+    net, device = visitor.digests(workspace_key(s, code.workspace_id)) if visitor else (None, None)
     s.add(
         ChannelVisit(
             workspace_id=code.workspace_id,
@@ -488,9 +500,110 @@ def record_visit(
             kind=kind,
             ua_class=uac,
             assigned=assigned,
+            ref=ref,
+            net_digest=net,
+            device_digest=device,
         )
     )
     return Visit(code, kind, uac, assigned, capped)
+
+
+def member_ref(m: str | None) -> str | None:
+    """`?m=` of a channel code's link when it is a member's invite state (their poster or
+    personal code), in its canonical form; None otherwise."""
+    state = parse_state(m[:64] if m else None)
+    if state.kind != "member" or state.id is None:
+        return None
+    return member_state(state.id)
+
+
+# --- serving -----------------------------------------------------------------------------------
+
+CODE_FRESH_S = 1.0  # how stale a code's target may be in another web process
+
+
+@dataclass(frozen=True)
+class PublicCode:
+    """What /c/<code> needs to answer, kept in memory (`PublicCodes`)."""
+
+    id: int
+    workspace_id: int
+    code: str
+    channel: str
+    target_kind: str
+    target: dict[str, Any]
+    timezone: str
+
+    def location(self) -> str | None:
+        """Where a link or landing target redirects to (a landing page learns the channel
+        key from `?c=`); None for the WeCom targets, which rotate."""
+        if self.target_kind == "link":
+            return str(self.target["url"])
+        if self.target_kind == "landing":
+            return f"/p/{quote(str(self.target['page']))}?c={quote(self.channel)}"
+        return None
+
+
+class PublicCodes:
+    """One database's active channel codes by slug, re-read at most every CODE_FRESH_S."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.codes: Fresh[PublicCode] = Fresh(CODE_FRESH_S)
+
+    def get(self, slug: str) -> tuple[bool, PublicCode | None]:
+        return self.codes.get(slug)
+
+    def load(self, slug: str) -> PublicCode | None:
+        """Read the code (None: unknown or inactive) from the database and keep it."""
+        read_at = self.codes.clock()
+        found = None
+        with session_scope(self.engine, read_only=True) as s:
+            code = code_by_slug(s, slug)
+            if code is not None and code.active:
+                ws = s.get(Workspace, code.workspace_id)
+                found = PublicCode(
+                    code.id,
+                    code.workspace_id,
+                    code.code,
+                    code.channel,
+                    code.target_kind,
+                    dict(code.target),
+                    ws.timezone if ws else "Asia/Shanghai",
+                )
+        self.codes.put(slug, found, read_at)
+        return found
+
+
+public_codes = PerDatabase(PublicCodes)  # public_codes(engine): that database's codes
+
+
+def _forget_code(s: Session, slug: str) -> None:
+    forget_on_commit(s, lambda: [codes.codes for codes in public_codes.each()], slug)
+
+
+def log_visit(
+    engine: Engine, code: PublicCode, *, scan: bool, visitor: Visitor, ref: str | None
+) -> None:
+    """A visit of a code whose target does not rotate (link, landing): kept in memory and
+    written with the others by the visit log within a fraction of a second."""
+    VISITS.add(
+        engine,
+        PendingVisit(
+            ChannelVisit,
+            code.workspace_id,
+            code.timezone,
+            now_us(),
+            {
+                "code_id": code.id,
+                "kind": "scan" if scan else "visit",
+                "ua_class": ua_class(visitor.user_agent),
+                "assigned": None,
+                "ref": ref,
+            },
+            visitor,
+        ),
+    )
 
 
 def visit_counts(s: Session, ws_id: int, from_day: int, to_day: int) -> dict[int, dict[str, int]]:

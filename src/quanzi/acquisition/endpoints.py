@@ -11,9 +11,12 @@ import httpx
 import segno
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from quanzi.acquisition import channels as service
 from quanzi.acquisition.models import ChannelCode
+from quanzi.acquisition.visitors import Visitor, visitor_of
+from quanzi.acquisition.writers import flush_visits_on_shutdown
 from quanzi.core.workspaces.models import Workspace
 from quanzi.db.engine import session_scope
 from quanzi.web.auth import request_engine
@@ -21,7 +24,7 @@ from quanzi.web.console.render import render
 
 log = logging.getLogger(__name__)
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, lifespan=flush_visits_on_shutdown)
 
 QR_CACHE = "public, max-age=86400"
 
@@ -31,8 +34,34 @@ def _not_found(request: Request) -> Response:
 
 
 @router.get("/c/{code}")
-def visit(request: Request, code: str, s: Annotated[str | None, Query()] = None) -> Response:
-    """Record the visit (scan when ?s=qr), then redirect or show the assigned QR."""
+async def visit(
+    request: Request,
+    code: str,
+    s: str | None = None,
+    m: str | None = None,
+) -> Response:
+    """Record the visit (scan when ?s=qr; `?m=` a member's invite state), then redirect or
+    show the assigned QR. Link and landing targets are answered from memory (the visit goes to
+    the visit log); the WeCom targets rotate, in one transaction."""
+    engine = request_engine(request)
+    codes = service.public_codes(engine)
+    known, found = codes.get(code)
+    if not known:
+        found = await run_in_threadpool(codes.load, code)
+    if found is None:
+        return _not_found(request)
+    location = found.location()
+    visitor = visitor_of(request)
+    ref = service.member_ref(m)
+    if location is not None:
+        service.log_visit(engine, found, scan=s == "qr", visitor=visitor, ref=ref)
+        return RedirectResponse(location, status_code=302)
+    return await run_in_threadpool(_rotating_visit, request, code, s == "qr", visitor, ref)
+
+
+def _rotating_visit(
+    request: Request, code: str, scan: bool, visitor: Visitor, ref: str | None
+) -> Response:
     with session_scope(request_engine(request)) as db:
         found = service.code_by_slug(db, code)
         if found is None or not found.active:
@@ -41,17 +70,13 @@ def visit(request: Request, code: str, s: Annotated[str | None, Query()] = None)
         got = service.record_visit(
             db,
             found,
-            scan=s == "qr",
-            user_agent=request.headers.get("user-agent"),
+            scan=scan,
+            user_agent=visitor.user_agent,
             timezone=ws.timezone if ws else None,
+            visitor=visitor,
+            ref=ref,
         )
-        kind, target, slug = found.target_kind, dict(found.target), found.code
-        if kind == "link":
-            return RedirectResponse(str(target["url"]), status_code=302)
-        if kind == "landing":
-            return RedirectResponse(
-                f"/p/{quote(str(target['page']))}?c={quote(slug)}", status_code=302
-            )
+        kind, slug = found.target_kind, found.code
         image = service.qr_image(db, found, got.assigned)
         connected = service.wecom_connected(db, found.workspace_id)
         name = found.name

@@ -9,34 +9,38 @@ blind index; the consent text and the version it came with are stored with it (P
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import re
 import secrets
 import threading
 import time
-from collections import deque
-from dataclasses import dataclass
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import phonenumbers
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import select, update
+from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
+from quanzi.acquisition.channels import ua_class
 from quanzi.acquisition.models import LandingPage, LandingPageVersion, LandingVisit, Lead
+from quanzi.acquisition.serving import Fresh, PerDatabase, forget_on_commit
+from quanzi.acquisition.visitors import Visitor
+from quanzi.acquisition.writers import VISITS, PendingVisit
 from quanzi.core.members.personal import normalize_phone
 from quanzi.core.workspaces.models import Workspace
 from quanzi.core.workspaces.service import workspace_key
-from quanzi.kit.clock import LocalCalendar, now_us
+from quanzi.db.engine import session_scope
+from quanzi.kit.clock import now_us
 from quanzi.kit.errors import InvalidParameter, NotFound, QuanziError
 from quanzi.web.console.render import TEMPLATES_DIR
-
-if TYPE_CHECKING:
-    from quanzi.acquisition.personal_ways import LeadCode
 
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{2,31}$")
 FIELD_KEY_RE = re.compile(r"^[a-z][a-z0-9_]{0,19}$")
@@ -151,6 +155,7 @@ def set_split(session: Session, ws_id: int, page_id: int, split_b: int) -> None:
         raise InvalidParameter("split: publish variant B before sending traffic to it")
     page.split_b = split_b
     page.updated_at_us = now_us()
+    _forget_page(session, page.slug)
 
 
 def drop_variant_b(session: Session, ws_id: int, page_id: int) -> None:
@@ -158,6 +163,7 @@ def drop_variant_b(session: Session, ws_id: int, page_id: int) -> None:
     page = page_of(session, ws_id, page_id)
     page.draft_b, page.published_b_version_id, page.split_b = None, None, 0
     page.updated_at_us = now_us()
+    _forget_page(session, page.slug)
 
 
 @lru_cache(maxsize=1)
@@ -178,9 +184,7 @@ def render_page(
     values: dict[str, str] | None = None,
     thanks: bool = False,
     version_id: int | None = None,
-    personal: LeadCode | None = None,
 ) -> str:
-    """The page; `thanks`: its thank-you state, with the lead's personal contact code if any."""
     return (
         _env()
         .get_template("public/landing.html")
@@ -191,7 +195,6 @@ def render_page(
             values=values or {},
             thanks=thanks,
             version_id=version_id,
-            personal=personal,
             countdown_days=(
                 None
                 if content.countdown_until is None
@@ -237,6 +240,7 @@ def publish(
     else:
         page.published_b_version_id = version.id
     page.updated_at_us = now_us()
+    _forget_page(session, page.slug)
     return version
 
 
@@ -246,6 +250,7 @@ def unpublish(session: Session, ws_id: int, page_id: int) -> None:
     page.published_version_id = None
     page.published_b_version_id, page.split_b = None, 0
     page.updated_at_us = now_us()
+    _forget_page(session, page.slug)
 
 
 @dataclass(frozen=True)
@@ -259,10 +264,46 @@ class Published:
     html: str
     content: LandingContent
     timezone: str
+    # Bodies served, per (channel, gzip): the HTML is the same for every visitor except the
+    # lead form's action, which carries the visitor's channel.
+    _bodies: OrderedDict[tuple[str, bool], bytes] = field(
+        default_factory=OrderedDict, repr=False, compare=False
+    )
+    _thanks: list[str] = field(default_factory=list, repr=False, compare=False)
+
+    def html_for(self, channel: str | None) -> str:
+        """The published HTML with the lead form posting `?c=<channel>` (a channel already
+        checked against CHANNEL_RE: URL-safe, nothing to escape)."""
+        action = f'action="/p/{self.slug}/lead'
+        at = self.html.find(action)
+        if not channel or at < 0:
+            return self.html
+        at += len(action)
+        return f"{self.html[:at]}?c={channel}{self.html[at:]}"
+
+    def body(self, channel: str | None, gzipped: bool = False) -> bytes:
+        """The encoded page for a visitor from `channel`, gzipped or not; kept in memory (the
+        most recently used MAX_BODIES variants per version)."""
+        key = (channel or "", gzipped)
+        found = self._bodies.get(key)
+        if found is None:
+            found = self.html_for(channel).encode()
+            if gzipped:
+                found = gzip.compress(found, compresslevel=6, mtime=0)
+            if len(self._bodies) >= MAX_BODIES:
+                self._bodies.popitem(last=False)
+            self._bodies[key] = found
+        return found
+
+    def thanks_html(self) -> str:
+        """The thank-you state after a lead, the same for every visitor of this version."""
+        if not self._thanks:
+            self._thanks.append(render_page(self.slug, self.content, thanks=True))
+        return self._thanks[0]
 
 
-_PUBLISHED: dict[int, Published] = {}  # version id -> rendered version (versions never change)
-_PUBLISHED_LOCK = threading.Lock()
+MAX_BODIES = 64
+LIVE_S = 1.0  # how stale a page's live versions may be: publish/unpublish shows within this
 
 
 def variant_for(slug: str, visitor: str | None, split_b: int) -> str:
@@ -277,16 +318,12 @@ def variant_for(slug: str, visitor: str | None, split_b: int) -> str:
 
 
 def _load_version(session: Session, version_id: int, slug: str) -> Published:
-    with _PUBLISHED_LOCK:
-        hit = _PUBLISHED.get(version_id)
-    if hit is not None:
-        return hit
     v = session.get(LandingPageVersion, version_id)
     if v is None:
         raise NotFound("this page does not exist or is no longer published")
     tz = session.scalar(select(Workspace.timezone).where(Workspace.id == v.workspace_id))
     assert tz is not None
-    found = Published(
+    return Published(
         v.workspace_id,
         v.page_id,
         v.id,
@@ -297,14 +334,11 @@ def _load_version(session: Session, version_id: int, slug: str) -> Published:
         LandingContent.model_validate(v.content),
         tz,
     )
-    with _PUBLISHED_LOCK:
-        _PUBLISHED[version_id] = found
-    return found
 
 
 def published(session: Session, slug: str, visitor: str | None = None) -> Published:
     """The live version of /p/<slug> for this visitor (A, or B for their share of an A/B
-    test); a version's HTML is read from the database once and then served from memory."""
+    test), read from the database: the serving path keeps it in memory (`PublicPages`)."""
     row = session.execute(
         select(
             LandingPage.published_version_id,
@@ -343,18 +377,137 @@ def published_version(session: Session, slug: str, version_id: int | None) -> Pu
     return _load_version(session, int(live_a), slug)
 
 
-def record_visit(session: Session, page: Published, channel: str | None, ua_class: str) -> None:
-    at = now_us()
-    session.add(
-        LandingVisit(
-            workspace_id=page.workspace_id,
-            page_id=page.page_id,
-            version_id=page.version_id,
-            channel=(channel or None) and channel[:30],
-            ua_class=ua_class,
-            at_us=at,
-            day=LocalCalendar(page.timezone).day_of(at),
-        )
+@dataclass(frozen=True)
+class LivePage:
+    """What /p/<slug> serves now: the page and its live version ids."""
+
+    slug: str
+    page_id: int
+    version_a: int
+    version_b: int | None
+    split_b: int
+
+    def version_for(self, visitor: str | None) -> int:
+        if self.version_b is not None and variant_for(self.slug, visitor, self.split_b) == "B":
+            return self.version_b
+        return self.version_a
+
+
+class PublicPages:
+    """The serving side of one database's landing pages, in memory.
+
+    A slug's live version ids are read from the database at most once every `LIVE_S` seconds
+    per process (so publishing, unpublishing or a new split shows within that in every web
+    process, with no message between them; at once in the process that made the change); a
+    published version never changes, so its HTML is read once. Unknown slugs are remembered
+    as such for the same time.
+    """
+
+    MAX_VERSIONS = 1_000
+
+    def __init__(self, engine: Engine, clock: Callable[[], float] = time.monotonic) -> None:
+        self.engine = engine
+        self.live: Fresh[LivePage] = Fresh(LIVE_S, clock=clock)
+        self._versions: dict[int, Published] = {}
+        self._lock = threading.Lock()
+
+    def fresh(self, slug: str) -> tuple[bool, LivePage | None]:
+        """(known, the live page or None when it is not published); not known (or known for
+        longer than LIVE_S): `load` it."""
+        return self.live.get(slug)
+
+    def load(self, slug: str) -> LivePage | None:
+        """Read a slug's live versions from the database (blocking) and keep them."""
+        read_at = self.live.clock()
+        with session_scope(self.engine, read_only=True) as s:
+            row = s.execute(
+                select(
+                    LandingPage.id,
+                    LandingPage.published_version_id,
+                    LandingPage.published_b_version_id,
+                    LandingPage.split_b,
+                ).where(LandingPage.slug == slug)
+            ).first()
+        live = None
+        if row is not None and row[1] is not None:
+            live = LivePage(slug, int(row[0]), int(row[1]), _int_or_none(row[2]), int(row[3] or 0))
+        self.live.put(slug, live, read_at)
+        return live
+
+    def version(self, version_id: int) -> Published | None:
+        """A published version already in memory."""
+        return self._versions.get(version_id)
+
+    def load_version(self, version_id: int, slug: str) -> Published:
+        with session_scope(self.engine, read_only=True) as s:
+            found = _load_version(s, version_id, slug)
+        return self._keep(found)
+
+    def form_version(self, live: LivePage, version_id: int | None) -> Published | None:
+        """The version a lead form says it came from (`v`), when it is in memory: a version
+        of this page, else version A (a stale or forged `v` never moves a lead elsewhere).
+        None when it must be looked up with `load_form_version`."""
+        if version_id is not None and version_id != live.version_a:
+            found = self._versions.get(version_id)
+            if found is None:
+                return None
+            if found.page_id == live.page_id:
+                return found
+        return self._versions.get(live.version_a)
+
+    def load_form_version(self, live: LivePage, version_id: int | None) -> Published:
+        with session_scope(self.engine, read_only=True) as s:
+            ours = version_id is not None and (
+                s.scalar(
+                    select(LandingPageVersion.id).where(
+                        LandingPageVersion.id == version_id,
+                        LandingPageVersion.page_id == live.page_id,
+                    )
+                )
+                is not None
+            )
+            found = _load_version(
+                s, version_id if ours and version_id else live.version_a, live.slug
+            )
+        return self._keep(found)
+
+    def _keep(self, found: Published) -> Published:
+        with self._lock:
+            if len(self._versions) >= self.MAX_VERSIONS:
+                self._versions.clear()
+            return self._versions.setdefault(found.version_id, found)
+
+
+def _int_or_none(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+public_pages = PerDatabase(PublicPages)  # public_pages(engine): that database's pages
+
+
+def _forget_page(session: Session, slug: str) -> None:
+    """This process serves the page's new state as soon as the change commits."""
+    forget_on_commit(session, lambda: [pages.live for pages in public_pages.each()], slug)
+
+
+def record_visit(engine: Engine, page: Published, channel: str | None, visitor: Visitor) -> None:
+    """Count a view: kept in memory and written with the others within `FLUSH_S` (never a
+    transaction per view); the address stays in memory, only its digests are written."""
+    VISITS.add(
+        engine,
+        PendingVisit(
+            LandingVisit,
+            page.workspace_id,
+            page.timezone,
+            now_us(),
+            {
+                "page_id": page.page_id,
+                "version_id": page.version_id,
+                "channel": (channel or None) and channel[:30],
+                "ua_class": ua_class(visitor.user_agent),
+            },
+            visitor,
+        ),
     )
 
 
@@ -367,25 +520,29 @@ class TooManyLeads(QuanziError):
 
 class SlidingWindow:
     """At most `limit` hits per key in `window_s` seconds, in this process (each web process
-    keeps its own count: with N processes a key gets at most N × limit)."""
+    keeps its own count: with N processes a key gets at most N × limit). At most `max_keys`
+    keys are remembered: beyond that the least recently hit are forgotten."""
 
-    def __init__(self, limit: int, window_s: float) -> None:
-        self.limit, self.window_s = limit, window_s
-        self._hits: dict[str, deque[float]] = {}
+    def __init__(self, limit: int, window_s: float, max_keys: int = 100_000) -> None:
+        self.limit, self.window_s, self.max_keys = limit, window_s, max_keys
+        self._hits: OrderedDict[str, deque[float]] = OrderedDict()
         self._lock = threading.Lock()
 
     def hit(self, key: str, now: float | None = None) -> bool:
         now = time.monotonic() if now is None else now
         with self._lock:
-            q = self._hits.setdefault(key, deque())
+            q = self._hits.get(key)
+            if q is None:
+                q = self._hits[key] = deque()
+                while len(self._hits) > self.max_keys:
+                    self._hits.popitem(last=False)
+            else:
+                self._hits.move_to_end(key)
             while q and q[0] <= now - self.window_s:
                 q.popleft()
             if len(q) >= self.limit:
                 return False
             q.append(now)
-            if len(self._hits) > 100_000:  # forget idle keys rather than grow without bound
-                for k in [k for k, v in self._hits.items() if not v][:50_000]:
-                    del self._hits[k]
             return True
 
 
@@ -402,6 +559,15 @@ class LeadForm:
     extra: dict[str, str]
 
 
+@dataclass(frozen=True)
+class CheckedLead:
+    """A lead form that passed every check that needs no database."""
+
+    name: str
+    phone: str  # E.164
+    extra: dict[str, str]
+
+
 def valid_phone(raw: str, region: str = "CN") -> str | None:
     """E.164 of a number that is really assigned (not merely the right length), else None."""
     normal = normalize_phone(raw, region)
@@ -411,11 +577,9 @@ def valid_phone(raw: str, region: str = "CN") -> str | None:
     return normal if phonenumbers.is_valid_number(number) else None
 
 
-def submit_lead(
-    session: Session, page: Published, form: LeadForm, *, channel: str | None, client: str
-) -> Lead | None:
-    """Store (or refresh) the lead; None for a honeypot hit (answered as a success, stored
-    nowhere). Raises InvalidParameter naming the field, or TooManyLeads."""
+def check_lead(page: Published, form: LeadForm, *, client: str) -> CheckedLead | None:
+    """Validate a lead form (no database); None for a honeypot hit (answered as a success,
+    stored nowhere). Raises InvalidParameter naming the field, or TooManyLeads."""
     if form.honeypot:
         return None
     if not PER_IP.hit(client):
@@ -439,14 +603,29 @@ def submit_lead(
             raise InvalidParameter(f"{spec.key}: required")
         if value:
             extra[spec.key] = value
+    return CheckedLead(name, phone, extra)
+
+
+def store_lead(
+    session: Session,
+    page: Published,
+    lead_in: CheckedLead,
+    *,
+    channel: str | None,
+    visitor: Visitor | None = None,
+) -> Lead:
+    """Store a checked lead, or refresh the workspace's lead with the same phone (one per
+    phone per workspace). Raises TooManyLeads past the per-phone limit."""
     key = workspace_key(session, page.workspace_id)
-    digest = key.blind_index("phone", phone)
+    digest = key.blind_index("phone", lead_in.phone)
     if not PER_PHONE.hit(digest):
         raise TooManyLeads("this phone number was submitted too often; please try again later")
+    net, device = visitor.digests(key) if visitor is not None else (None, None)
     now = now_us()
     lead = session.scalar(
         select(Lead).where(Lead.workspace_id == page.workspace_id, Lead.phone_digest == digest)
     )
+    name, extra = lead_in.name, lead_in.extra
     sealed_fields = (
         key.seal("lead_fields", json.dumps(extra, ensure_ascii=False)) if extra else None
     )
@@ -457,12 +636,14 @@ def submit_lead(
             version_id=page.version_id,
             channel=(channel or None) and channel[:30],
             phone_digest=digest,
-            phone_sealed=key.seal("phone", phone),
+            phone_sealed=key.seal("phone", lead_in.phone),
             name_sealed=key.seal("name", name) if name else None,
             fields_sealed=sealed_fields,
             consent_text=page.content.consent_text,
             consent_version=page.version,
             submissions=1,
+            net_digest=net,
+            device_digest=device,
             created_at_us=now,
             updated_at_us=now,
         )
@@ -479,7 +660,25 @@ def submit_lead(
             consent_version=page.version,
             **({"name_sealed": key.seal("name", name)} if name else {}),
             **({"fields_sealed": sealed_fields} if sealed_fields else {}),
+            **({"net_digest": net, "device_digest": device} if net else {}),
         )
         .execution_options(synchronize_session=False)
     )
     return lead
+
+
+def submit_lead(
+    session: Session,
+    page: Published,
+    form: LeadForm,
+    *,
+    channel: str | None,
+    client: str,
+    visitor: Visitor | None = None,
+) -> Lead | None:
+    """Check and store (or refresh) the lead in one go; None for a honeypot hit. Raises
+    InvalidParameter naming the field, or TooManyLeads."""
+    checked = check_lead(page, form, client=client)
+    if checked is None:
+        return None
+    return store_lead(session, page, checked, channel=channel, visitor=visitor)

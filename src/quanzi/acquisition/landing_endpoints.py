@@ -1,128 +1,242 @@
-"""Public landing pages: GET /p/<slug> (a published version, from memory) and its lead form."""
+"""Public landing pages: GET /p/<slug> (a published version, from memory) and its lead form.
+
+- GET: the page's live versions come from memory (`landing.PublicPages`, re-read at most every
+  `landing.LIVE_S`), the encoded HTML per version and channel too; the view goes to the visit
+  log (`writers.VISITS`). No database transaction per view.
+- POST /p/<slug>/lead: the form is read here with hard limits (size, fields, UTF-8), checked
+  without the database, then stored through the group commit (`writers.GroupCommit`): the
+  thank-you answer is sent only after the lead's transaction committed.
+
+Garbage never gets a 500 or FastAPI's 422 JSON: it is a 400 with the page and a message in the
+visitor's language (Accept-Language: English, else Chinese).
+"""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import secrets
-from typing import Annotated
+from functools import partial
+from urllib.parse import parse_qsl
 
-from fastapi import APIRouter, Form, Query, Request
-from fastapi.responses import HTMLResponse
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
-from quanzi.acquisition import landing, lead_links, personal_ways
-from quanzi.acquisition.personal_endpoints import router as personal_router
-from quanzi.db.engine import session_scope
+from quanzi.acquisition import landing
+from quanzi.acquisition.channels import CHANNEL_RE
+from quanzi.acquisition.visitors import Visitor, visitor_of
+from quanzi.acquisition.writers import flush_visits_on_shutdown, group_commit
 from quanzi.kit.errors import InvalidParameter, NotFound
 from quanzi.web.auth import request_engine
 from quanzi.web.i18n import current_locale, translate_error
 
-router = APIRouter(include_in_schema=False)
-router.include_router(personal_router)  # /l/<token>: a lead's personal contact code
-
-Channel = Annotated[str | None, Query(alias="c", max_length=30, pattern=r"^[A-Za-z0-9_-]*$")]
-
-
-def ua_class(user_agent: str) -> str:
-    """A coarse device class; the User-Agent itself is not kept."""
-    ua = user_agent.lower()
-    if "wxwork" in ua:
-        return "wecom"
-    if "micromessenger" in ua:
-        return "wechat"
-    if any(b in ua for b in ("bot", "spider", "crawl", "curl", "python", "wget")):
-        return "bot"
-    if "iphone" in ua or "ipad" in ua:
-        return "ios"
-    if "android" in ua:
-        return "android"
-    if "windows" in ua or "macintosh" in ua or "x11" in ua:
-        return "desktop"
-    return "other"
-
-
-def _visitor_locale(request: Request) -> None:
-    wanted = request.headers.get("accept-language", "").lower()
-    current_locale.set("en" if wanted.startswith("en") else "zh-CN")
-
-
-def _page_headers(response: HTMLResponse) -> HTMLResponse:
-    # The page has inline styles and no scripts at all.
-    response.headers["Content-Security-Policy"] = (
-        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' https: data:; "
-        "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
-    )
-    return response
-
+router = APIRouter(include_in_schema=False, lifespan=flush_visits_on_shutdown)
 
 VISITOR_COOKIE = "qzv"
 VISITOR_RE = re.compile(r"^[A-Za-z0-9_-]{16,32}$")
+VERSION_RE = re.compile(r"^[0-9]{1,10}$")
+
+MAX_FORM_BYTES = 32 * 1024  # the form's fields, percent-encoded (5 extra fields of 200 CJK)
+MAX_FORM_FIELDS = 40
+# Longest value accepted per field, before the service's own checks (which name the field).
+FIELD_LIMITS = {"name": 100, "phone": 40, "consent": 10, "website": 200, "v": 12}
+EXTRA_LIMIT = 1000
+
+# The page has inline styles and no scripts at all.
+CSP = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' https: data:; "
+    "form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+)
+HTML = "text/html; charset=utf-8"
+
+
+def _visitor_locale(request: Request) -> None:
+    wanted = request.headers.get("accept-language", "").strip().lower()
+    current_locale.set("en" if wanted.startswith("en") else "zh-CN")
+
+
+def _page(body: bytes | str, status: int = 200, *, gzipped: bool = False) -> Response:
+    headers = {"Content-Security-Policy": CSP, "Vary": "Accept-Encoding"}
+    if gzipped:
+        headers["Content-Encoding"] = "gzip"
+    return Response(body, status_code=status, media_type=HTML, headers=headers)
+
+
+def _channel(raw: str | None) -> str | None:
+    """The visitor's channel (`?c=`), a channel key; InvalidParameter when it is not one."""
+    if raw is None or raw == "":
+        return None
+    if not CHANNEL_RE.fullmatch(raw):
+        raise InvalidParameter("c: the link's channel is not valid")
+    return raw
+
+
+async def _live(request: Request, slug: str) -> tuple[landing.PublicPages, landing.LivePage]:
+    pages = landing.public_pages(request_engine(request))
+    live = None
+    if landing.SLUG_RE.fullmatch(slug):
+        known, live = pages.fresh(slug)
+        if not known:
+            live = await run_in_threadpool(pages.load, slug)
+    if live is None:
+        raise NotFound("this page does not exist or is no longer published")
+    return pages, live
+
+
+async def _version(pages: landing.PublicPages, version_id: int, slug: str) -> landing.Published:
+    found = pages.version(version_id)
+    if found is None:
+        found = await run_in_threadpool(pages.load_version, version_id, slug)
+    return found
+
+
+def _problem(
+    page: landing.Published, exc: InvalidParameter | landing.TooManyLeads, values: dict[str, str]
+) -> Response:
+    html = landing.render_page(
+        page.slug,
+        page.content,
+        error=translate_error(str(exc)),
+        values=values,
+        version_id=page.version_id,
+    )
+    return _page(html, exc.status_code)
 
 
 @router.get("/p/{slug}")
-def landing_page(slug: str, request: Request, channel: Channel = None) -> HTMLResponse:
-    engine = request_engine(request)
-    visitor = request.cookies.get(VISITOR_COOKIE, "")
-    fresh = not VISITOR_RE.match(visitor)
+async def landing_page(slug: str, request: Request) -> Response:
+    pages, live = await _live(request, slug)
+    visitor_id = request.cookies.get(VISITOR_COOKIE, "")
+    fresh = not VISITOR_RE.fullmatch(visitor_id)
     if fresh:
-        visitor = secrets.token_urlsafe(12)
-    with session_scope(engine, read_only=True) as s:
-        page = landing.published(s, slug, visitor)
-    with session_scope(engine) as s:
-        landing.record_visit(s, page, channel, ua_class(request.headers.get("user-agent", "")))
-    response = _page_headers(HTMLResponse(page.html))
+        visitor_id = secrets.token_urlsafe(12)
+    page = await _version(pages, live.version_for(visitor_id), slug)
+    try:
+        channel = _channel(request.query_params.get("c"))
+    except InvalidParameter as exc:
+        _visitor_locale(request)
+        return _problem(page, exc, {})
+    landing.record_visit(pages.engine, page, channel, visitor_of(request))
+    gzipped = "gzip" in request.headers.get("accept-encoding", "")
+    response = _page(page.body(channel, gzipped), gzipped=gzipped)
     if fresh:  # keeps an A/B visitor on their variant; nothing else is read from it
         response.set_cookie(
-            VISITOR_COOKIE, visitor, max_age=90 * 86400, httponly=True, samesite="lax"
+            VISITOR_COOKIE, visitor_id, max_age=90 * 86400, httponly=True, samesite="lax"
         )
     return response
 
 
-@router.post("/p/{slug}/lead")
-async def submit_lead(
-    slug: str,
-    request: Request,
-    channel: Channel = None,
-    name: Annotated[str, Form(max_length=100)] = "",
-    phone: Annotated[str, Form(max_length=40)] = "",
-    consent: Annotated[str, Form(max_length=10)] = "",
-    website: Annotated[str, Form(max_length=200)] = "",
-    v: Annotated[int | None, Form(ge=1, le=2**31)] = None,
-) -> HTMLResponse:
-    _visitor_locale(request)
-    form = await request.form()
-    extra = {k[2:]: v[:1000] for k, v in form.items() if k.startswith("f_") and isinstance(v, str)}
-    engine = request_engine(request)
-    with session_scope(engine, read_only=True) as s:
-        page = landing.published_version(s, slug, v)
-    values = {
-        "name": name,
-        "phone": phone,
-        "c": channel or "",
-        **{f"f_{k}": v for k, v in extra.items()},
-    }
-    client = request.client.host if request.client else "unknown"
-    lead_form = landing.LeadForm(name, phone, consent in ("1", "on", "true"), website, extra)
-    personal = None
+async def _read_form(request: Request) -> dict[str, str]:
+    """The urlencoded form (first value of each field), within the limits; InvalidParameter
+    saying what is wrong with it otherwise."""
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind != "application/x-www-form-urlencoded":
+        raise InvalidParameter("form: please send the form from the page")
+    declared = request.headers.get("content-length", "")
+    if declared.isascii() and declared.isdigit() and int(declared) > MAX_FORM_BYTES:
+        raise InvalidParameter("form: too large")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_FORM_BYTES:
+            raise InvalidParameter("form: too large")
     try:
-        with session_scope(engine) as s:
-            lead = landing.submit_lead(s, page, lead_form, channel=channel, client=client)
-            if lead is not None:  # a member with this phone already? its personal code
-                lead_links.link_lead(s, lead)
-                personal = personal_ways.for_lead(s, lead)
-    except IntegrityError:
-        # The same phone submitted twice at the same instant: the other request stored it.
-        personal = None
-    except (InvalidParameter, landing.TooManyLeads) as exc:
-        html = landing.render_page(
-            slug,
-            page.content,
-            error=translate_error(str(exc)),
-            values=values,
-            version_id=page.version_id,
+        pairs = parse_qsl(
+            body.decode("utf-8"),
+            keep_blank_values=True,
+            errors="strict",
+            max_num_fields=MAX_FORM_FIELDS,
         )
-        return _page_headers(HTMLResponse(html, status_code=exc.status_code))
-    except NotFound:
-        raise
-    html = landing.render_page(slug, page.content, thanks=True, personal=personal)
-    return _page_headers(HTMLResponse(html))
+    except UnicodeDecodeError:
+        raise InvalidParameter("form: not valid UTF-8") from None
+    except ValueError:
+        raise InvalidParameter("form: too many fields") from None
+    form: dict[str, str] = {}
+    for key, value in pairs:
+        form.setdefault(key, value)
+    for key, value in form.items():
+        limit = FIELD_LIMITS.get(key, EXTRA_LIMIT)
+        if len(value) > limit:
+            raise InvalidParameter(_too_long(key))
+    return form
+
+
+def _too_long(key: str) -> str:
+    """The message for an over-long field: the one the service gives for it."""
+    if key == "name":
+        return "name: at most 30 characters"
+    if key == "phone":
+        return "phone: not a valid phone number"
+    if key == "consent":
+        return "consent: please agree to the terms to continue"
+    if key.startswith("f_"):
+        return f"{key[2:]}: at most 200 characters"
+    return "form: a field is too long"
+
+
+def _form_version(form: dict[str, str]) -> int | None:
+    raw = form.get("v", "")
+    if not raw:
+        return None
+    if not VERSION_RE.fullmatch(raw) or not 1 <= int(raw) <= 2**31:
+        raise InvalidParameter("v: not a version of this page")
+    return int(raw)
+
+
+def _store(
+    page: landing.Published,
+    checked: landing.CheckedLead,
+    channel: str | None,
+    visitor: Visitor,
+    session: Session,
+) -> int:
+    """Run in the group commit: the lead, stored or refreshed."""
+    return landing.store_lead(session, page, checked, channel=channel, visitor=visitor).id
+
+
+@router.post("/p/{slug}/lead")
+async def submit_lead(slug: str, request: Request) -> Response:
+    _visitor_locale(request)
+    pages, live = await _live(request, slug)
+    form: dict[str, str] = {}
+    try:
+        channel = _channel(request.query_params.get("c"))
+        form = await _read_form(request)
+        version_id = _form_version(form)
+    except InvalidParameter as exc:
+        shown = await _version(pages, live.version_a, slug)
+        return _problem(shown, exc, _values(form, None))
+    page = pages.form_version(live, version_id)
+    if page is None:
+        page = await run_in_threadpool(pages.load_form_version, live, version_id)
+    extra = {k[2:]: v for k, v in form.items() if k.startswith("f_")}
+    lead_form = landing.LeadForm(
+        form.get("name", ""),
+        form.get("phone", ""),
+        form.get("consent", "") in ("1", "on", "true"),
+        form.get("website", ""),
+        extra,
+    )
+    visitor = visitor_of(request)
+    try:
+        checked = landing.check_lead(page, lead_form, client=visitor.rate_key)
+        if checked is not None:
+            stored = group_commit(pages.engine).submit(
+                partial(_store, page, checked, channel, visitor)
+            )
+            await asyncio.wrap_future(stored)
+    except IntegrityError:
+        # The same phone submitted at the same instant through another process: it is stored.
+        pass
+    except (InvalidParameter, landing.TooManyLeads) as exc:
+        return _problem(page, exc, _values(form, channel))
+    return _page(page.thanks_html())
+
+
+def _values(form: dict[str, str], channel: str | None) -> dict[str, str]:
+    """What the visitor typed, shown again in the form (the template escapes it)."""
+    shown = {k: v for k, v in form.items() if k in ("name", "phone") or k.startswith("f_")}
+    return {**shown, "c": channel or ""}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uvicorn
+from fastapi import FastAPI
 from rich.console import Console
 
 from quanzi.config import get_settings
@@ -55,4 +56,19 @@ def serve(
             highlight=False,
         )
     console.print("Press Ctrl+C to stop.", highlight=False)
-    uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=True)
+    run(app, host, port)
+
+
+def run(app: FastAPI, host: str, port: int) -> None:
+    """uvicorn as `quanzi serve` runs it (bench/landing.py runs it the same way): one process,
+    which holds the embedded job consumer and the public pages' in-memory state; httptools and
+    uvloop, which uvicorn picks when installed; X-Forwarded-For/-Proto believed only from the
+    peers in QUANZI_TRUSTED_PROXIES (the public pages apply the same rule)."""
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level="info",
+        proxy_headers=True,
+        forwarded_allow_ips=get_settings().trusted_proxies,
+    )
