@@ -188,6 +188,7 @@ GARBAGE: list[tuple[str, dict[str, str], bytes | dict[str, str]]] = [
     ("", {}, {"v": "abc"}),  # bad version
     ("", {}, {"v": "-1"}),
     ("", {}, {"v": "99999999999"}),
+    ("", {}, {"v": "2147483648"}),  # one past the largest id a version can have
     ("", {}, {"name": "x" * 5000}),  # huge fields
     ("", {}, {"f_baby_age": "月" * 1200}),
     ("", {}, {"phone": "1" * 500}),

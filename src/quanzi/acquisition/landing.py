@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import phonenumbers
 from jinja2 import Environment, FileSystemLoader, select_autoescape
@@ -41,6 +41,9 @@ from quanzi.db.engine import session_scope
 from quanzi.kit.clock import now_us
 from quanzi.kit.errors import InvalidParameter, NotFound, QuanziError
 from quanzi.web.console.render import TEMPLATES_DIR
+
+if TYPE_CHECKING:
+    from quanzi.acquisition.personal_ways import LeadCode
 
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{2,31}$")
 FIELD_KEY_RE = re.compile(r"^[a-z][a-z0-9_]{0,19}$")
@@ -184,7 +187,9 @@ def render_page(
     values: dict[str, str] | None = None,
     thanks: bool = False,
     version_id: int | None = None,
+    personal: LeadCode | None = None,
 ) -> str:
+    """The page; `thanks`: its thank-you state, with the lead's personal contact code if any."""
     return (
         _env()
         .get_template("public/landing.html")
@@ -195,6 +200,7 @@ def render_page(
             values=values or {},
             thanks=thanks,
             version_id=version_id,
+            personal=personal,
             countdown_days=(
                 None
                 if content.countdown_until is None

@@ -25,8 +25,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
-from quanzi.acquisition import landing
+from quanzi.acquisition import landing, lead_links, personal_ways
 from quanzi.acquisition.channels import CHANNEL_RE
+from quanzi.acquisition.personal_endpoints import router as personal_router
+from quanzi.acquisition.personal_ways import LeadCode
 from quanzi.acquisition.visitors import Visitor, visitor_of
 from quanzi.acquisition.writers import flush_visits_on_shutdown, group_commit
 from quanzi.kit.errors import InvalidParameter, NotFound
@@ -34,6 +36,7 @@ from quanzi.web.auth import request_engine
 from quanzi.web.i18n import current_locale, translate_error
 
 router = APIRouter(include_in_schema=False, lifespan=flush_visits_on_shutdown)
+router.include_router(personal_router)  # /l/<token>: a lead's personal contact code
 
 VISITOR_COOKIE = "qzv"
 VISITOR_RE = re.compile(r"^[A-Za-z0-9_-]{16,32}$")
@@ -181,7 +184,7 @@ def _form_version(form: dict[str, str]) -> int | None:
     raw = form.get("v", "")
     if not raw:
         return None
-    if not VERSION_RE.fullmatch(raw) or not 1 <= int(raw) <= 2**31:
+    if not VERSION_RE.fullmatch(raw) or not 1 <= int(raw) < 2**31:  # an INTEGER column
         raise InvalidParameter("v: not a version of this page")
     return int(raw)
 
@@ -192,9 +195,12 @@ def _store(
     channel: str | None,
     visitor: Visitor,
     session: Session,
-) -> int:
-    """Run in the group commit: the lead, stored or refreshed."""
-    return landing.store_lead(session, page, checked, channel=channel, visitor=visitor).id
+) -> LeadCode | None:
+    """Run in the group commit: the lead, its link to a member with the same phone, and its
+    personal contact code when its channel is a WeCom contact code."""
+    lead = landing.store_lead(session, page, checked, channel=channel, visitor=visitor)
+    lead_links.link_lead(session, lead)
+    return personal_ways.for_lead(session, lead)
 
 
 @router.post("/p/{slug}/lead")
@@ -221,19 +227,22 @@ async def submit_lead(slug: str, request: Request) -> Response:
         extra,
     )
     visitor = visitor_of(request)
+    personal = None
     try:
         checked = landing.check_lead(page, lead_form, client=visitor.rate_key)
         if checked is not None:
             stored = group_commit(pages.engine).submit(
                 partial(_store, page, checked, channel, visitor)
             )
-            await asyncio.wrap_future(stored)
+            personal = await asyncio.wrap_future(stored)
     except IntegrityError:
         # The same phone submitted at the same instant through another process: it is stored.
-        pass
+        personal = None
     except (InvalidParameter, landing.TooManyLeads) as exc:
         return _problem(page, exc, _values(form, channel))
-    return _page(page.thanks_html())
+    if personal is None:
+        return _page(page.thanks_html())
+    return _page(landing.render_page(slug, page.content, thanks=True, personal=personal))
 
 
 def _values(form: dict[str, str], channel: str | None) -> dict[str, str]:
