@@ -23,6 +23,8 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from quanzi.acquisition import channels, landing, poster_templates
 from quanzi.acquisition.models import Lead
+from quanzi.campaigns import rewards as campaign_rewards
+from quanzi.campaigns import service as campaigns
 from quanzi.core.members import service as members
 from quanzi.core.tags import service as tags
 from quanzi.core.workspaces.service import workspace_key
@@ -127,6 +129,8 @@ SAMPLES: dict[str, Callable[[dict[str, Any]], str]] = {
     "template_id": lambda v: str(v["poster_template"]),
     "page_id": lambda v: str(v["landing_page"]),
     "lead_id": lambda v: str(v["lead"]),
+    "campaign_id": lambda v: str(v["campaign"]),
+    "reward_id": lambda v: str(v["reward"]),
 }
 
 
@@ -226,6 +230,34 @@ def _make_samples(engine: Engine, console_team: Team, n: int) -> Samples:
             None,
             poster_templates.TemplateFields(f"海报{n}", "扫码进群领资料", code.id, None),
         )
+        reward = campaign_rewards.create_reward(
+            s,
+            console_team.ws_id,
+            name=f"奖品{n}",
+            kind="physical",
+            unit_cost_fen=500,
+            stock=10,
+            config={},
+        )
+        start = 4_102_444_800_000_000  # 2100-01-01: a draft lottery far ahead
+        campaign = campaigns.create_campaign(
+            s,
+            console_team.ws_id,
+            kind="lottery",
+            name=f"抽奖{n}",
+            key=f"draw{n}",
+            starts_at_us=start,
+            ends_at_us=start + 86_400_000_000,
+            rules={
+                "lottery": {
+                    "winners": 1,
+                    "reward_id": reward.id,
+                    "draw_at_us": start + 86_400_000_000,
+                }
+            },
+            copy={"title": "抽奖"},
+            by="pytest",
+        )
         m1 = members.find_member(s, console_team.ws_id, "wecom", "m1")
         m3 = members.find_member(s, console_team.ws_id, "wecom", "m3")
         return {
@@ -240,6 +272,8 @@ def _make_samples(engine: Engine, console_team: Team, n: int) -> Samples:
             "poster_template": poster_template.id,
             "landing_page": page.id,
             "lead": lead.id,
+            "campaign": campaign.id,
+            "reward": reward.id,
         }
 
 

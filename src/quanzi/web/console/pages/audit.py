@@ -65,6 +65,22 @@ def action_labels() -> dict[str, str]:
         "lead.reveal": gettext("Revealed a lead's personal data"),
         "leads.export": gettext("Exported leads"),
         "action.retried": gettext("Retried a platform action"),
+        "campaign.created": gettext("Created a campaign"),
+        "campaign.updated": gettext("Changed a campaign"),
+        "campaign.launched": gettext("Launched a campaign"),
+        "campaign.ended": gettext("Ended a campaign"),
+        "campaign.cancelled": gettext("Cancelled a campaign"),
+        "campaign.forecast": gettext("Made a campaign forecast"),
+        "campaign.awarded": gettext("Awarded leaderboard prizes"),
+        "campaign.leader": gettext("Made a participant a team leader"),
+        "reward.created": gettext("Created a reward"),
+        "reward.codes_added": gettext("Added coupon codes"),
+        "reward.updated": gettext("Changed a reward"),
+        "claim.shipped": gettext("Marked a reward as shipped"),
+        "claim.delivered": gettext("Marked a reward as delivered"),
+        "claim.revoked": gettext("Revoked a reward"),
+        "claim.address_revealed": gettext("Revealed a shipping address"),
+        "claims.export": gettext("Exported a shipping list"),
     }
 
 
