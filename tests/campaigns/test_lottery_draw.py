@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from community import Community
 from sqlalchemy import Engine, select
-from test_campaign_service import join, live_campaign, make_reward
+from test_campaign_service import join, live_campaign, make_reward, member_id, secs
 
 from quanzi.campaigns import jobs_kinds, lottery
 from quanzi.campaigns.models import Campaign, CampaignAction, RewardClaim
@@ -157,15 +157,17 @@ def test_commit_publish_draw_reveal(c: Community) -> None:
     cid, draw_at = lottery_campaign(c, winners=2)
     pids = [join(c.engine, cid, phone=f"1361234{i:04d}")[0] for i in range(9)]
     named = join(c.engine, cid, phone="13612349999", name="张三丰")[0]
+    c.add("member.joined", ts=secs(now_us()), group="g1", member="wm_li", name="李小龙")
+    member = join(c.engine, cid, member_id=member_id(c, "wm_li"))[0]
     late = join(c.engine, cid, phone="13612348888", now_us=draw_at)[0]  # after the draw time
 
     commitment = with_campaign(c.engine, cid, lambda s, k: lottery.commit(s, k))
     assert with_campaign(c.engine, cid, lambda s, k: lottery.commit(s, k)) == commitment
     before = with_campaign(c.engine, cid, lottery.published_list)
     assert before.commitment == commitment and before.seed is None and before.drawn_at_us is None
-    assert [e.participant_id for e in before.entries] == sorted([*pids, named])  # not `late`
+    assert [e.participant_id for e in before.entries] == sorted([*pids, named, member])  # not late
     names = {e.participant_id: e.name for e in before.entries}
-    assert names[named] == "张**" and names[pids[0]] == "136****0000"
+    assert (names[named], names[member], names[pids[0]]) == ("张**", "李**", "136****0000")
     with pytest.raises(InvalidParameter, match="has not come yet"):
         with_campaign(c.engine, cid, lambda s, k: lottery.draw(s, k, now_us=draw_at - 1))
 

@@ -261,9 +261,8 @@ def _shown_names(session: Session, campaign: Campaign, people: list[Participant]
     members: dict[int, str | None] = {}
     for start in range(0, len(member_ids), 500):
         chunk = member_ids[start : start + 500]
-        members.update(
-            session.execute(select(Member.id, Member.name).where(Member.id.in_(chunk))).tuples()
-        )
+        rows = session.execute(select(Member.id, Member.name).where(Member.id.in_(chunk))).all()
+        members.update((mid, name) for mid, name in rows)
     out = []
     for p in people:
         if p.name_sealed:
