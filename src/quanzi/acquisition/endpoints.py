@@ -33,16 +33,13 @@ def _not_found(request: Request) -> Response:
     return render(request, "channels/public_missing.html", {}, status_code=404)
 
 
-@router.get("/c/{code}")
-async def visit(
-    request: Request,
-    code: str,
-    s: str | None = None,
-    m: str | None = None,
-) -> Response:
-    """Record the visit (scan when ?s=qr; `?m=` a member's invite state), then redirect or
-    show the assigned QR. Link and landing targets are answered from memory (the visit goes to
-    the visit log); the WeCom targets rotate, in one transaction."""
+async def visit(request: Request) -> Response:
+    """GET /c/<code>: record the visit (scan when ?s=qr; `?m=` a member's invite state), then
+    redirect or show the assigned QR. Link and landing targets are answered from memory (the
+    visit goes to the visit log); the WeCom targets rotate, in one transaction. A plain
+    Starlette route: a printed code must answer whatever its query holds."""
+    code = str(request.path_params["code"])
+    s, m = request.query_params.get("s"), request.query_params.get("m")
     engine = request_engine(request)
     codes = service.public_codes(engine)
     known, found = codes.get(code)
@@ -57,6 +54,9 @@ async def visit(
         service.log_visit(engine, found, scan=s == "qr", visitor=visitor, ref=ref)
         return RedirectResponse(location, status_code=302)
     return await run_in_threadpool(_rotating_visit, request, code, s == "qr", visitor, ref)
+
+
+router.add_route("/c/{code}", visit, methods=["GET"], include_in_schema=False)
 
 
 def _rotating_visit(

@@ -622,7 +622,10 @@ def store_lead(
 ) -> Lead:
     """Store a checked lead, or refresh the workspace's lead with the same phone (one per
     phone per workspace). Raises TooManyLeads past the per-phone limit."""
-    key = workspace_key(session, page.workspace_id)
+    keys = session.info.setdefault("quanzi_workspace_keys", {})  # one look-up per batch
+    key = keys.get(page.workspace_id) or keys.setdefault(
+        page.workspace_id, workspace_key(session, page.workspace_id)
+    )
     digest = key.blind_index("phone", lead_in.phone)
     if not PER_PHONE.hit(digest):
         raise TooManyLeads("this phone number was submitted too often; please try again later")

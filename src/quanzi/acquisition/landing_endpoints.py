@@ -14,6 +14,8 @@ visitor's language (Accept-Language: English, else Chinese).
 from __future__ import annotations
 
 import asyncio
+import base64
+import random
 import re
 import secrets
 from functools import partial
@@ -109,13 +111,25 @@ def _problem(
     return _page(html, exc.status_code)
 
 
-@router.get("/p/{slug}")
-async def landing_page(slug: str, request: Request) -> Response:
+def _new_visitor_id() -> str:
+    # An A/B bucket, not a secret: a per-process generator seeded from the OS is enough, and
+    # much cheaper than os.urandom per first visit.
+    return base64.urlsafe_b64encode(_IDS.getrandbits(96).to_bytes(12, "big")).decode()
+
+
+_IDS = random.Random(secrets.token_bytes(32))
+VISITOR_MAX_AGE = 90 * 86400
+
+
+async def landing_page(request: Request) -> Response:
+    """GET /p/<slug>: a plain Starlette route (no FastAPI parameter machinery: it is the
+    hottest public route); the slug is checked here."""
+    slug = str(request.path_params["slug"])
     pages, live = await _live(request, slug)
     visitor_id = request.cookies.get(VISITOR_COOKIE, "")
     fresh = not VISITOR_RE.fullmatch(visitor_id)
     if fresh:
-        visitor_id = secrets.token_urlsafe(12)
+        visitor_id = _new_visitor_id()
     page = await _version(pages, live.version_for(visitor_id), slug)
     try:
         channel = _channel(request.query_params.get("c"))
@@ -126,10 +140,15 @@ async def landing_page(slug: str, request: Request) -> Response:
     gzipped = "gzip" in request.headers.get("accept-encoding", "")
     response = _page(page.body(channel, gzipped), gzipped=gzipped)
     if fresh:  # keeps an A/B visitor on their variant; nothing else is read from it
-        response.set_cookie(
-            VISITOR_COOKIE, visitor_id, max_age=90 * 86400, httponly=True, samesite="lax"
+        response.headers.append(
+            "set-cookie",
+            f"{VISITOR_COOKIE}={visitor_id}; HttpOnly; Max-Age={VISITOR_MAX_AGE}; Path=/; "
+            "SameSite=lax",
         )
     return response
+
+
+router.add_route("/p/{slug}", landing_page, methods=["GET"], include_in_schema=False)
 
 
 async def _read_form(request: Request) -> dict[str, str]:

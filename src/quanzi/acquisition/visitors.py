@@ -51,6 +51,7 @@ class Visitor:
         )
 
 
+@lru_cache(maxsize=4096)
 def network_of(address: str) -> str | None:
     """The /24 of an IPv4 address or the /48 of an IPv6 one (an IPv4-mapped IPv6 address
     counts as IPv4); None for anything that is not an IP address."""
@@ -82,7 +83,12 @@ def _trusted(spec: str) -> tuple[bool, tuple[Network, ...]]:
 
 
 def is_trusted_proxy(address: str) -> bool:
-    everyone, nets = _trusted(get_settings().trusted_proxies)
+    return _is_trusted(get_settings().trusted_proxies, address)
+
+
+@lru_cache(maxsize=4096)
+def _is_trusted(spec: str, address: str) -> bool:
+    everyone, nets = _trusted(spec)
     if everyone:
         return True
     try:
