@@ -517,3 +517,29 @@ def test_network_of() -> None:
     assert network_of("testclient") is None and network_of("") is None
     assert Visitor("2001:db8::1", None, "").rate_key == "2001:db8::/64"
     assert writers.FLUSH_S <= 0.2
+
+
+# --- the bench keeps working (no timing asserted) ----------------------------------------------
+
+
+@pytest.mark.slow
+def test_the_landing_bench_runs_and_loses_no_acknowledged_lead(tmp_path: Any) -> None:
+    """bench/landing.py for a second per phase: its table, and after the SIGKILL every
+    acknowledged lead is in the database (what the bench checks at any length)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    bench = Path(__file__).resolve().parents[2] / "bench" / "landing.py"
+    done = subprocess.run(
+        [sys.executable, str(bench), "--seconds", "2", "--connections", "4", "--calls", "50",
+         "--out", str(tmp_path / "out")],
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    for route in ("hello-world", "GET /p/<slug>", "GET /c/<code> → link", "POST /p/<slug>/lead"):
+        assert f"| {route}" in out, out
+    found = re.search(r"Leads: ([\d,]+) acknowledged .* missing (\d+);", out)
+    assert found, out
+    assert int(found[1].replace(",", "")) > 0 and found[2] == "0", out
