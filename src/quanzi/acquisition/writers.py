@@ -132,6 +132,8 @@ class VisitLog:
 def _write_visits(engine: Engine, rows: list[PendingVisit]) -> int:
     keys: dict[int, WorkspaceKey] = {}
     calendars: dict[str, LocalCalendar] = {}
+    # Within one flush, many visits come from one device (a refresh, a bench): digest it once.
+    memo: dict[tuple[int, str | None, str], tuple[str | None, str | None]] = {}
     by_model: dict[type[LandingVisit] | type[ChannelVisit], list[dict[str, Any]]] = defaultdict(
         list
     )
@@ -143,7 +145,11 @@ def _write_visits(engine: Engine, rows: list[PendingVisit]) -> int:
             cal = calendars.get(v.timezone)
             if cal is None:
                 cal = calendars[v.timezone] = LocalCalendar(v.timezone)
-            net, device = v.visitor.digests(key)
+            seen = (v.workspace_id, v.visitor.network, v.visitor.user_agent)
+            digests = memo.get(seen)
+            if digests is None:
+                digests = memo[seen] = v.visitor.digests(key)
+            net, device = digests
             by_model[v.model].append(
                 {
                     **v.values,
