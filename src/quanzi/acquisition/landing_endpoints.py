@@ -29,10 +29,12 @@ from starlette.concurrency import run_in_threadpool
 
 from quanzi.acquisition import landing, lead_links, personal_ways
 from quanzi.acquisition.channels import CHANNEL_RE
+from quanzi.acquisition.models import Lead
 from quanzi.acquisition.personal_endpoints import router as personal_router
 from quanzi.acquisition.personal_ways import LeadCode
+from quanzi.acquisition.serving import PerDatabase
 from quanzi.acquisition.visitors import Visitor, visitor_of
-from quanzi.acquisition.writers import flush_visits_on_shutdown, group_commit
+from quanzi.acquisition.writers import GroupCommit, flush_visits_on_shutdown
 from quanzi.kit.errors import InvalidParameter, NotFound
 from quanzi.web.auth import request_engine
 from quanzi.web.i18n import current_locale, translate_error
@@ -214,16 +216,36 @@ def _store(
     channel: str | None,
     visitor: Visitor,
     session: Session,
-) -> LeadCode | None:
-    """Run in the group commit: the lead, its link to a member with the same phone, and its
-    personal contact code when its channel is a WeCom contact code."""
-    lead = landing.store_lead(session, page, checked, channel=channel, visitor=visitor)
-    lead_links.link_lead(session, lead)
-    return personal_ways.for_lead(session, lead)
+) -> Lead:
+    """Run in the group commit, in the submission's own savepoint: the lead."""
+    return landing.store_lead(session, page, checked, channel=channel, visitor=visitor)
 
 
-@router.post("/p/{slug}/lead")
-async def submit_lead(slug: str, request: Request) -> Response:
+def _finish(session: Session, leads: list[Lead]) -> list[LeadCode | None]:
+    """Once per group commit: link the batch's leads to members with their phones (one UPDATE
+    per workspace) and give each its personal contact code when its channel is a WeCom
+    contact code (looked up once per channel)."""
+    by_ws: dict[int, list[int]] = {}
+    for lead in leads:
+        by_ws.setdefault(lead.workspace_id, []).append(lead.id)
+    for ws_id, ids in by_ws.items():
+        lead_links.link_stored_leads(session, ws_id, ids)
+    contact: dict[tuple[int, str | None], bool] = {}
+    out: list[LeadCode | None] = []
+    for lead in leads:
+        seen = (lead.workspace_id, lead.channel)
+        if seen not in contact:
+            contact[seen] = personal_ways.contact_code_for(session, lead) is not None
+        out.append(personal_ways.for_lead(session, lead) if contact[seen] else None)
+    return out
+
+
+lead_commit = PerDatabase(partial(GroupCommit, finish=_finish))
+
+
+async def submit_lead(request: Request) -> Response:
+    """POST /p/<slug>/lead (a plain Starlette route, like the page: the form is read here)."""
+    slug = str(request.path_params["slug"])
     _visitor_locale(request)
     pages, live = await _live(request, slug)
     form: dict[str, str] = {}
@@ -250,7 +272,7 @@ async def submit_lead(slug: str, request: Request) -> Response:
     try:
         checked = landing.check_lead(page, lead_form, client=visitor.rate_key)
         if checked is not None:
-            stored = group_commit(pages.engine).submit(
+            stored = lead_commit(pages.engine).submit(
                 partial(_store, page, checked, channel, visitor)
             )
             personal = await asyncio.wrap_future(stored)
@@ -262,6 +284,9 @@ async def submit_lead(slug: str, request: Request) -> Response:
     if personal is None:
         return _page(page.thanks_html())
     return _page(landing.render_page(slug, page.content, thanks=True, personal=personal))
+
+
+router.add_route("/p/{slug}/lead", submit_lead, methods=["POST"], include_in_schema=False)
 
 
 def _values(form: dict[str, str], channel: str | None) -> dict[str, str]:

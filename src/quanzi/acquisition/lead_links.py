@@ -112,6 +112,14 @@ def link_lead(session: Session, lead: Lead) -> bool:
     return True
 
 
+def link_stored_leads(session: Session, ws_id: int, lead_ids: list[int]) -> int:
+    """link_lead for many just-stored leads of one workspace in one UPDATE (the lead form's
+    group commit); how many were linked."""
+    if not lead_ids:
+        return 0
+    return _link_by_phone(session, ws_id, Lead.id.in_(lead_ids))
+
+
 def link_by_state(
     session: Session, ws_id: int, platform: str, pairs: Iterable[tuple[int, str]]
 ) -> int:

@@ -29,7 +29,6 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from quanzi.acquisition.models import ChannelVisit, LandingVisit
-from quanzi.acquisition.serving import PerDatabase
 from quanzi.acquisition.visitors import Visitor
 from quanzi.core.workspaces.service import workspace_key
 from quanzi.db.engine import session_scope
@@ -199,14 +198,25 @@ class GroupCommit(Generic[T]):
 
     IDLE_S = 5.0  # the thread ends after this long without work (and starts again on demand)
 
-    def __init__(self, engine: Engine, max_batch: int = 128) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        max_batch: int = 128,
+        finish: Callable[[Session, list[Any]], list[T]] | None = None,
+    ) -> None:
+        """`finish(session, results)`, when given, runs once per batch after every submission
+        and before the commit (work done once for many, e.g. one UPDATE): it gets the
+        successful submissions' results and returns what their futures resolve to, in order."""
         self.engine = engine
         self.max_batch = max_batch
-        self._queue: list[tuple[Callable[[Session], T], Future[T]]] = []
+        self.finish = finish
+        self._queue: list[tuple[Callable[[Session], Any], Future[T]]] = []
         self._cond = threading.Condition()
         self._running = False
 
-    def submit(self, work: Callable[[Session], T]) -> Future[T]:
+    def submit(self, work: Callable[[Session], Any]) -> Future[T]:
+        """Run `work(session)` in the next batch; its future resolves to what it returned
+        (passed through `finish`, when given) once the batch has committed."""
         fut: Future[T] = Future()
         with self._cond:
             self._queue.append((work, fut))
@@ -228,8 +238,8 @@ class GroupCommit(Generic[T]):
                 del self._queue[: self.max_batch]
             self._commit(batch)
 
-    def _commit(self, batch: list[tuple[Callable[[Session], T], Future[T]]]) -> None:
-        done: list[tuple[Future[T], T]] = []
+    def _commit(self, batch: list[tuple[Callable[[Session], Any], Future[T]]]) -> None:
+        done: list[tuple[Future[T], Any]] = []
         try:
             with session_scope(self.engine) as s:
                 for work, fut in batch:
@@ -242,6 +252,9 @@ class GroupCommit(Generic[T]):
                         fut.set_exception(exc)
                     else:
                         done.append((fut, result))
+                if self.finish is not None and done:
+                    finished = self.finish(s, [result for _fut, result in done])
+                    done = list(zip((fut for fut, _r in done), finished, strict=True))
         except Exception as exc:  # the commit itself failed: nothing of the batch is stored
             log.warning("a batch of %d writes failed to commit: %s", len(done), exc)
             for fut, _result in done:
@@ -249,7 +262,3 @@ class GroupCommit(Generic[T]):
             return
         for fut, result in done:
             fut.set_result(result)
-
-
-# group_commit(engine): the database's group commit (one writer thread, started on demand).
-group_commit: PerDatabase[GroupCommit[Any]] = PerDatabase(GroupCommit)
