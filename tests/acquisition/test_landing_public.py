@@ -532,8 +532,8 @@ def test_the_landing_bench_runs_and_loses_no_acknowledged_lead(tmp_path: Any) ->
 
     bench = Path(__file__).resolve().parents[2] / "bench" / "landing.py"
     done = subprocess.run(
-        [sys.executable, str(bench), "--seconds", "2", "--connections", "4", "--calls", "50",
-         "--out", str(tmp_path / "out")],
+        [sys.executable, str(bench), "--seconds", "2", "--connections", "4",
+         "--lead-connections", "4", "--calls", "50", "--out", str(tmp_path / "out")],
         capture_output=True, text=True, timeout=600, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
