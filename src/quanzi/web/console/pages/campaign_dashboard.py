@@ -213,13 +213,15 @@ def settings_rows(s: Session, p: Principal, c: Campaign) -> list[tuple[str, str]
     elig = r.get("eligibility") or {}
     who = [gettext("New members only")] if elig.get("new_only") else []
     if elig.get("tag_ids"):
-        who.append(gettext("%(n)s tags") % {"n": len(elig["tag_ids"])})
+        who.append(gettext("Tags: %(n)s") % {"n": len(elig["tag_ids"])})
     if elig.get("channels"):
         who.append(", ".join(elig["channels"]))
     shown, hidden = group_names(s, p, [int(g) for g in r.get("group_ids") or []])
     groups = ", ".join(shown) or (gettext("Every group") if not hidden else "")
     if hidden:
-        groups += (", " if shown else "") + gettext("%(n)s groups outside yours") % {"n": hidden}
+        groups += (", " if shown else "") + gettext("and %(n)s groups outside yours") % {
+            "n": hidden
+        }
     rows = [
         (gettext("Who may take part"), " · ".join(who) or gettext("Anyone")),
         (gettext("Counted groups"), groups),
@@ -228,13 +230,15 @@ def settings_rows(s: Session, p: Principal, c: Campaign) -> list[tuple[str, str]
         (gettext("Participants (cap)"), str(r.get("campaign_cap") or "—")),
     ]
     for t in r.get("tiers") or []:
-        rows.append((gettext("%(n)s valid invites") % {"n": t["invites"]}, reward(t["reward_id"])))
+        rows.append(
+            (gettext("At %(n)s valid invites") % {"n": t["invites"]}, reward(t["reward_id"]))
+        )
     if "team" in r:
         t = r["team"]
         rows.append(
             (
                 gettext("Team"),
-                gettext("%(size)s people within %(hours)s hours, %(group)s instead of %(price)s")
+                gettext("Teams of %(size)s within %(hours)s hours: %(group)s instead of %(price)s")
                 % {
                     "size": t["size"],
                     "hours": t["limit_hours"],
@@ -247,7 +251,7 @@ def settings_rows(s: Session, p: Principal, c: Campaign) -> list[tuple[str, str]
             rows.append((gettext("Only leaders open teams"), gettext("Yes")))
     if "help" in r:
         rows.append(
-            (gettext("%(n)s helpers unlock") % {"n": r["help"]["helpers_needed"]},
+            (gettext("Unlocked by %(n)s helpers") % {"n": r["help"]["helpers_needed"]},
              reward(r["help"]["reward_id"]))
         )  # fmt: skip
     if "bargain" in r:
@@ -255,7 +259,7 @@ def settings_rows(s: Session, p: Principal, c: Campaign) -> list[tuple[str, str]
         rows.append(
             (
                 gettext("Bargain"),
-                gettext("%(price)s down to %(floor)s in %(n)s cuts within %(hours)s hours")
+                gettext("From %(price)s down to %(floor)s in %(n)s cuts within %(hours)s hours")
                 % {
                     "price": money(bg["price_fen"]),
                     "floor": money(bg["floor_fen"]),

@@ -207,7 +207,7 @@ def _stock(text: str) -> int | None:
     if not clean:
         return None
     if not clean.isdigit():
-        raise InvalidParameter(f"stock: {clean[:20]!r} is not a whole number")
+        raise InvalidParameter(f"stock: give a whole number, not {clean[:20]!r}")
     return int(clean)
 
 

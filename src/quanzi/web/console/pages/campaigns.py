@@ -297,7 +297,7 @@ def yuan_fen(text: str, where: str) -> int:
     try:
         yuan = Decimal(clean)
     except InvalidOperation:
-        raise InvalidParameter(f"{where}: {text[:20]!r} is not an amount in yuan") from None
+        raise InvalidParameter(f"{where}: give an amount in yuan, not {text[:20]!r}") from None
     if not yuan.is_finite() or yuan < 0 or yuan > Decimal(10**9):
         raise InvalidParameter(f"{where}: give an amount in yuan, 0 or more")
     if yuan != yuan.quantize(Decimal("0.01")):
@@ -315,7 +315,7 @@ def local_us(text: str, tz: str, where: str) -> int:
         return to_us(at)
     except (ValueError, OverflowError):
         raise InvalidParameter(
-            f"{where}: {clean[:30]!r} is not a date and time (2026-12-01T20:00)"
+            f"{where}: give a date and time (2026-12-01T20:00), not {clean[:30]!r}"
         ) from None
 
 
@@ -337,7 +337,7 @@ def _ids(values: list[str], where: str) -> list[int]:
     out = []
     for v in values:
         if not v.strip().isdigit():
-            raise InvalidParameter(f"{where}: {v[:20]!r} is not a number")
+            raise InvalidParameter(f"{where}: give a number, not {v[:20]!r}")
         out.append(int(v))
     return out
 
@@ -406,7 +406,7 @@ def build(v: dict[str, Any], kind: str, tz: str, group_scope: frozenset[int] | N
             if text.isdigit():
                 setattr(b, name, int(text))
             else:
-                b.fail(f"{name}: {text[:20]!r} is not a number")
+                b.fail(f"{name}: give a number, not {text[:20]!r}")
     return b
 
 
