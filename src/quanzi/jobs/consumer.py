@@ -16,7 +16,6 @@ TASK_MODULES = (
     "quanzi.connectors.wecom.jobs",
     "quanzi.connectors.wecom.schedule",
     "quanzi.acquisition.lead_jobs",
-    "quanzi.acquisition.lead_jobs",
     "quanzi.acquisition.fraud_jobs",
     "quanzi.campaigns.jobs_core",
     "quanzi.campaigns.jobs_kinds",
