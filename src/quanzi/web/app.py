@@ -19,6 +19,7 @@ from quanzi.acquisition.endpoints import router as channel_codes_router
 from quanzi.acquisition.landing_endpoints import router as landing_router
 from quanzi.acquisition.media_endpoints import router as media_router
 from quanzi.analytics.endpoints import router as reports_router
+from quanzi.campaigns.api_endpoints import router as campaigns_api_router
 from quanzi.campaigns.public_endpoints import router as campaign_pages_router
 from quanzi.connectors.wecom.callbacks import router as wecom_hooks_router
 from quanzi.core.events.endpoints import router as events_router
@@ -69,6 +70,7 @@ def create_app(engine: Engine | None = None, *, run_jobs: bool = False) -> FastA
     app.include_router(landing_router)
     app.include_router(media_router)
     app.include_router(campaign_pages_router)
+    app.include_router(campaigns_api_router)
 
     @app.get("/healthz", tags=["ops"], summary="Liveness and database check")
     def healthz(request: Request) -> JSONResponse:
