@@ -246,3 +246,37 @@ def test_wrong_token_and_garbage_forms(c: Community, client: TestClient) -> None
     assert honeypot.status_code == 303 and "/me/" not in honeypot.headers["location"]
     with session_scope(c.engine) as s:
         assert s.scalar(select(func.count()).select_from(Participant)) == 0
+
+
+def _rules_of(c: Community, kind: str) -> dict[str, object]:
+    r = make_reward(c.engine, c.ws_id)
+    return {
+        "invite_task": {"tiers": [{"invites": 3, "reward_id": r}]},
+        "leaderboard": {"board": {"prizes": [{"rank_from": 1, "rank_to": 1, "reward_id": r}]}},
+        "help_unlock": {"help": {"helpers_needed": 2, "reward_id": r}},
+        "group_buy": {"team": {"size": 3, "limit_hours": 24, "price_fen": 9900,
+                               "group_price_fen": 5900}},
+        "bargain": {"bargain": {"price_fen": 10000, "floor_fen": 100, "helpers": 5, "hours": 24}},
+        "gift_coupon": {"gift": {"sender_reward_id": r, "friend_reward_id": r, "max_gifts": 3}},
+        "lottery": {"lottery": {"winners": 1, "reward_id": r, "draw_at_us": NOW + DAY_US}},
+    }[kind]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "kind",
+    ["invite_task", "leaderboard", "help_unlock", "group_buy", "bargain", "gift_coupon", "lottery"],
+)
+def test_every_kind_renders_in_both_languages(c: Community, client: TestClient, kind: str) -> None:
+    cid = live_campaign(c.engine, c.ws_id, kind, _rules_of(c, kind), key=kind)
+    slug = _slug(c, cid)
+    me = client.post(f"/k/{slug}/join", data=_form()).headers["location"]
+    for headers, hello in (({}, "你好，张*"), (EN, "Hello, 张*")):
+        page = client.get(f"/k/{slug}", headers=headers)
+        assert page.status_code == 200 and "<h1>邀请好友 领好礼</h1>" in page.text
+        mine = client.get(me, headers=headers)
+        assert mine.status_code == 200 and hello in mine.text
+    zh = client.get(f"/k/{slug}").text
+    if kind == "group_buy":
+        assert "拼团价: <strong>¥59.00</strong>" in zh and "付款在店铺中完成" in zh
+    if kind == "bargain":
+        assert "砍价底价: <strong>¥1.00</strong>" in zh

@@ -37,7 +37,7 @@ from quanzi.kit import clock
 from quanzi.kit.errors import InvalidParameter, NotFound, QuanziError
 from quanzi.kit.masking import mask_name
 from quanzi.web.auth import request_engine
-from quanzi.web.i18n import current_locale, gettext, translate_error
+from quanzi.web.i18n import current_locale, gettext, money, translate_error
 
 router = APIRouter(include_in_schema=False)
 
@@ -200,7 +200,20 @@ def _campaign_context(session: Session, campaign: Campaign, now: int) -> dict[st
         "consent_text": copy.get("consent") or gettext(DEFAULT_CONSENT),
         "board": _board(session, campaign) if campaign.kind == "leaderboard" else [],
         "participants": service.count_participants(session, campaign),
+        "prices": _prices(campaign),
     }
+
+
+def _prices(campaign: Campaign) -> list[tuple[str, str]]:
+    """The money a 拼团 or 砍价 page names: (what, ¥ amount)."""
+    team = campaign.rules.get("team") or {}
+    cut = campaign.rules.get("bargain") or {}
+    shown = [
+        (gettext("Price"), team.get("price_fen", cut.get("price_fen"))),
+        (gettext("Group price"), team.get("group_price_fen")),
+        (gettext("Lowest price after bargaining"), cut.get("floor_fen")),
+    ]
+    return [(what, money(fen)) for what, fen in shown if fen is not None]
 
 
 # --- GET /k/<slug> and the join form ----------------------------------------------------------
