@@ -280,3 +280,34 @@ def test_every_kind_renders_in_both_languages(c: Community, client: TestClient, 
         assert "拼团价: <strong>¥59.00</strong>" in zh and "付款在店铺中完成" in zh
     if kind == "bargain":
         assert "砍价底价: <strong>¥1.00</strong>" in zh
+
+
+def test_lottery_page_shows_the_commitment_then_the_seed(c: Community, client: TestClient) -> None:
+    from quanzi.campaigns import lottery
+
+    cid = live_campaign(c.engine, c.ws_id, "lottery", _rules_of(c, "lottery"), key="draw")
+    slug = _slug(c, cid)
+    for name, phone in (("周一", "13612345678"), ("吴二", "13512345678"), ("郑三", FRIEND)):
+        join(c.engine, cid, phone=phone, name=name)
+    with session_scope(c.engine) as s:
+        camp = s.get(Campaign, cid)
+        assert camp is not None
+        commitment = lottery.commit(s, camp)
+    before = client.get(f"/k/{slug}").text
+    assert commitment in before and f"/k/{slug}/participants.json" in before
+    assert "verify-draw" not in before
+    listed = client.get(f"/k/{slug}/participants.json")
+    assert listed.status_code == 200 and "周*" in listed.text and "周一" not in listed.text
+    ids = lottery.parse_published(listed.text)
+    with session_scope(c.engine) as s:
+        camp = s.get(Campaign, cid)
+        assert camp is not None
+        assert ids == [p.id for p in lottery.entrants(s, camp)]
+        drawn = lottery.draw(s, camp, now_us=NOW + 2 * DAY_US)
+        seed = camp.draw_seed
+    assert seed is not None
+    after = client.get(f"/k/{slug}").text
+    assert seed in after and f"--seed {seed} --commitment {commitment}" in after
+    checked = lottery.verify(seed, commitment, ids, 1)
+    assert checked.commitment_matches and checked.winners == drawn
+    assert client.get(f"/k/{_slug(c, _task(c))}/participants.json").status_code == 404

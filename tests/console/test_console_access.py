@@ -60,6 +60,7 @@ PUBLIC_ROUTES: dict[tuple[str, str], str] = {
     ("POST", "/k/{slug}/join"): "public: a campaign's join form (rate limited, honeypot)",
     ("GET", "/k/{slug}/me/{token}"): "token: a participant's own page (secret link, hashed)",
     ("POST", "/k/{slug}/me/{token}"): "token: a participant's claim / address (secret link)",
+    ("GET", "/k/{slug}/participants.json"): "public: a lottery's published list (masked names)",
     ("GET", "/m/{name}"): "public: an uploaded image of a landing page or poster (immutable)",
     ("GET", "/hooks/wecom/{workspace}"): "public: WeCom callback (signature-checked)",
     ("POST", "/hooks/wecom/{workspace}"): "public: WeCom callback (signature-checked)",

@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from quanzi.acquisition import landing
 from quanzi.acquisition.visitors import visitor_of
-from quanzi.campaigns import leaderboard, progress, rewards, service
+from quanzi.campaigns import leaderboard, lottery, progress, rewards, service
 from quanzi.campaigns.models import Campaign, Participant, Reward, RewardClaim
 from quanzi.campaigns.rules import reward_ids
 from quanzi.config import get_settings
@@ -201,7 +201,24 @@ def _campaign_context(session: Session, campaign: Campaign, now: int) -> dict[st
         "board": _board(session, campaign) if campaign.kind == "leaderboard" else [],
         "participants": service.count_participants(session, campaign),
         "prices": _prices(campaign),
+        "lottery": _lottery(session, campaign) if campaign.kind == "lottery" else None,
     }
+
+
+def _lottery(session: Session, campaign: Campaign) -> dict[str, Any]:
+    """The draw as the page shows it: the commitment before, the seed and winners after, and
+    the command that recomputes them from the published list."""
+    published = lottery.published_list(session, campaign)
+    names = {e.participant_id: e.name for e in published.entries}
+    winners = [names.get(pid, "") for pid in lottery.winner_ids(session, campaign)]
+    verify = None
+    if published.seed and published.commitment:
+        verify = (
+            f"quanzi campaign verify-draw --seed {published.seed} --commitment "
+            f"{published.commitment} --participants participants.json "
+            f"--winners {published.winners}"
+        )
+    return {"list": published, "winners": winners, "verify": verify}
 
 
 def _prices(campaign: Campaign) -> list[tuple[str, str]]:
@@ -486,3 +503,18 @@ def _me_problem(request: Request, slug: str, token: str, exc: QuanziError) -> Re
     return _page(
         "campaign_me.html", exc.status_code, error=translate_error(str(exc)), done=None, **context
     )
+
+
+@router.get("/k/{slug}/participants.json")
+def lottery_participants(request: Request, slug: str) -> Response:
+    """A lottery's published list (masked names, ids in draw order) for `verify-draw`."""
+    _visitor_locale(request)
+    with session_scope(request_engine(request), read_only=True) as s:
+        try:
+            campaign = service.campaign_by_slug(s, slug)
+            if campaign.kind != "lottery":
+                raise NotFound("no such campaign")
+        except QuanziError as exc:
+            return _problem(exc)
+        body = lottery.published_list(s, campaign).as_json()
+    return Response(body, media_type="application/json", headers={"Cache-Control": "no-store"})
