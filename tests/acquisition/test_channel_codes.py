@@ -196,3 +196,46 @@ def test_qr_images(engine: Engine) -> None:
 
     width = Image.open(io.BytesIO(big.content)).size[0]
     assert width >= 1000  # poster size at scale 40
+
+
+@pytest.mark.parametrize(
+    ("qr_code", "expected"),
+    [
+        ("http://p.qpic.cn/wwhead/abc/0", "http://p.qpic.cn/wwhead/abc/0"),  # contact way
+        ("https://wework.qpic.cn/wwpic/abc/0", "https://wework.qpic.cn/wwpic/abc/0"),  # join way
+        ("file:///etc/passwd", None),
+        ("javascript:alert(1)", None),
+    ],
+)
+def test_wecom_way_qr_urls_as_wecom_gives_them(
+    engine: Engine, qr_code: str, expected: str | None
+) -> None:
+    from quanzi.connectors.models import ConnectorAction
+    from quanzi.kit.clock import now_us
+
+    ws = _ws(engine)
+    with session_scope(engine) as s:
+        code = service.create_code(
+            s,
+            ws,
+            name="门店",
+            channel="shop_qr",
+            target_kind="wecom_contact",
+            target={"staff": ["zhangsan"]},
+        )
+        action = ConnectorAction(
+            workspace_id=ws,
+            platform="wecom",
+            kind="contact_way",
+            idempotency_key=f"test:{qr_code}",
+            payload={},
+            state="done",
+            result={"config_id": "cfg1", "qr_code": qr_code},
+            created_at_us=now_us(),
+            updated_at_us=now_us(),
+        )
+        s.add(action)
+        s.flush()
+        code.platform_ref = {"actions": {"zhangsan": action.id}}
+        assert service.qr_image(s, code, "zhangsan") == expected
+        assert service.qr_image(s, code, "lisi") is None

@@ -341,7 +341,9 @@ def qr_image(s: Session, code: ChannelCode, assignee: str | None) -> str | None:
     if action is None or action.state != "done" or not action.result:
         return None
     url = action.result.get("qr_code")
-    if not isinstance(url, str) or not url.startswith("https://"):
+    # WeCom answers contact ways with http://p.qpic.cn/... and join ways with https://: both are
+    # fetched by the server (way_image), never by the visitor's browser.
+    if not isinstance(url, str) or not url.startswith(("https://", "http://")):
         return None
     code.platform_ref = {**ref, "qr": {**(ref.get("qr") or {}), assignee: url}}
     return url
